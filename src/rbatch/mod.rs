@@ -1,0 +1,1 @@
+//! rbatch: coalesce an event stream into batches of paths (not yet written).

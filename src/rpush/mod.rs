@@ -1,0 +1,1 @@
+//! rpush: one rsync per batch per host, hosts in parallel (not yet written).

@@ -1,0 +1,1 @@
+//! rwait: a drop-in inotifywait.

@@ -1,0 +1,5 @@
+//! Thin safe wrappers over the glibc functions we call on purpose, because byte-exact
+//! inotifywait compatibility needs glibc's own behaviour: `getopt_long` (GNU argument
+//! permutation, abbreviations, diagnostics), `strftime` (C-locale formats that never
+//! fail) and `regcomp`/`regexec` (POSIX ERE with glibc's extensions). This is the only
+//! module with `unsafe` code besides process set-up in the binaries.

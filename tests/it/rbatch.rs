@@ -1,0 +1,1 @@
+//! End-to-end tests of rbatch (to be written with issue 3).

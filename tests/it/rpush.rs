@@ -1,0 +1,1 @@
+//! End-to-end tests of rpush (to be written with issue 4).

@@ -1,0 +1,1 @@
+//! rwait tests: differential against the real inotifywait, plus rwait's own fixes.

@@ -1,1 +1,6 @@
-//! What the three tools share: error-message printing and byte-oriented record I/O.
+//! What the three tools share: error-message printing, byte-oriented record input and
+//! duration parsing.
+
+pub mod duration;
+pub mod msg;
+pub mod records;

@@ -3,3 +3,5 @@
 //! permutation, abbreviations, diagnostics), `strftime` (C-locale formats that never
 //! fail) and `regcomp`/`regexec` (POSIX ERE with glibc's extensions). This is the only
 //! module with `unsafe` code besides process set-up in the binaries.
+
+pub mod regex;

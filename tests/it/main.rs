@@ -3,5 +3,6 @@
 
 mod rbatch;
 mod rpush;
+mod rsyncd;
 mod rwait;
 mod util;

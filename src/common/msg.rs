@@ -1,0 +1,44 @@
+//! Diagnostics in the `prog: context: cause` shape, written to stderr in one `write` so
+//! that messages from parallel threads never interleave mid-line.
+
+use std::io::Write;
+
+/// Writes `prog: message` and a newline to stderr. Errors writing stderr are ignored:
+/// there is nowhere left to report them.
+pub fn eprint(prog: &str, message: &str) {
+    let mut line = Vec::with_capacity(prog.len() + message.len() + 3);
+    line.extend_from_slice(prog.as_bytes());
+    line.extend_from_slice(b": ");
+    line.extend_from_slice(message.as_bytes());
+    line.push(b'\n');
+    let _ = std::io::stderr().lock().write_all(&line);
+}
+
+/// Renders bytes of a file name for a message: printable ASCII as is, everything else
+/// (newlines, control bytes, non-UTF-8) escaped, so a hostile name cannot forge lines
+/// or terminal escapes in a log.
+pub fn escape_bytes(b: &[u8]) -> String {
+    let mut s = String::with_capacity(b.len());
+    for &c in b {
+        match c {
+            b'\\' => s.push_str("\\\\"),
+            0x20..=0x7e => s.push(c as char),
+            b'\n' => s.push_str("\\n"),
+            b'\t' => s.push_str("\\t"),
+            _ => s.push_str(&format!("\\x{c:02x}")),
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_what_could_forge_a_line() {
+        assert_eq!(escape_bytes(b"a b"), "a b");
+        assert_eq!(escape_bytes(b"a\nb\xff\\"), "a\\nb\\xff\\\\");
+        assert_eq!(escape_bytes(b"\x1b[31m"), "\\x1b[31m");
+    }
+}

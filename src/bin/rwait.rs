@@ -1,1 +1,5 @@
-fn main() {}
+//! rwait: wait for filesystem events; a drop-in inotifywait. See `man rwait`.
+
+fn main() -> std::process::ExitCode {
+    syncpipe::rwait::main()
+}

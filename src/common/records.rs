@@ -15,7 +15,13 @@ pub struct RecordReader<R> {
 
 impl<R: Read> RecordReader<R> {
     pub fn new(inner: R, delim: u8) -> Self {
-        RecordReader { inner, delim, buf: Vec::with_capacity(64 * 1024), start: 0, eof: false }
+        RecordReader {
+            inner,
+            delim,
+            buf: Vec::with_capacity(64 * 1024),
+            start: 0,
+            eof: false,
+        }
     }
 
     /// The next record without its delimiter, or `None` at end of input. Interrupted

@@ -4,4 +4,7 @@
 //! fail) and `regcomp`/`regexec` (POSIX ERE with glibc's extensions). This is the only
 //! module with `unsafe` code besides process set-up in the binaries.
 
+pub mod getopt;
 pub mod regex;
+pub mod strftime;
+pub mod syslog;

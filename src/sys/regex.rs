@@ -65,7 +65,9 @@ impl PosixRegex {
             // glibc leaves the pattern unallocated on failure, but regfree is safe on it.
             // SAFETY: regfree accepts a regex_t left by a failed regcomp.
             unsafe { libc::regfree(&mut *re) };
-            return Err(RegexError { message: String::from_utf8_lossy(&buf[..end]).into_owned() });
+            return Err(RegexError {
+                message: String::from_utf8_lossy(&buf[..end]).into_owned(),
+            });
         }
         Ok(PosixRegex { re })
     }

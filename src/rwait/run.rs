@@ -1,0 +1,666 @@
+//! Setting up and running the watch: the same start-up order as inotifywait (so the
+//! same error wins when several are possible), then the event loop.
+//!
+//! A dedicated thread drains the inotify descriptor into memory as fast as the kernel
+//! fills it, so a consumer that stops reading for seconds never makes the kernel queue
+//! overflow; the main thread turns events into output and writes everything that came
+//! from one kernel read (or several, if they queued up) in one `write`, flushing before
+//! it waits again so that a pipeline still sees each event at once.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::{OsStr, OsString};
+use std::io::{self, Write};
+use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use inotify::Inotify;
+
+use super::cli::{self, Args, strerror_text};
+use super::events::*;
+use super::format::{Renderer, View};
+use super::watch::{Found, Table, WalkError, WalkMode, skippable};
+use crate::sys::regex::PosixRegex;
+use crate::sys::{strftime, syslog};
+
+/// One event as read from the kernel (or synthesised for an entry found in a new
+/// directory).
+#[derive(Debug, Clone)]
+struct Ev {
+    wd: i32,
+    mask: u32,
+    cookie: u32,
+    name: Vec<u8>,
+}
+
+/// Where diagnostics after start-up go: stderr, or syslog with `-s`/`-d`.
+#[derive(Clone, Copy)]
+struct Log {
+    syslog: bool,
+}
+
+impl Log {
+    fn line(&self, msg: &str) {
+        if self.syslog {
+            syslog::info(msg.as_bytes());
+        } else {
+            let _ = io::stderr().write_all(format!("{msg}\n").as_bytes());
+        }
+    }
+}
+
+/// Runs rwait with `args` (argv[0] first) and returns the exit status.
+pub fn run(args: &[OsString]) -> u8 {
+    strftime::init_timezone();
+    let a = {
+        let (mut out, mut err) = (io::stdout().lock(), io::stderr().lock());
+        match cli::parse(args, &mut out, &mut err) {
+            Ok(a) => a,
+            Err(code) => return code,
+        }
+    };
+    match setup_and_watch(a) {
+        Ok(code) | Err(code) => code,
+    }
+}
+
+fn eprintln_raw(msg: &str) {
+    let _ = io::stderr().write_all(format!("{msg}\n").as_bytes());
+}
+
+fn setup_and_watch(a: Args) -> Result<u8, u8> {
+    let ino = Inotify::init().map_err(|e| {
+        eprintln_raw(&format!("Couldn't initialize inotify: {}", strerror_text(&e)));
+        if e.raw_os_error() == Some(libc::EMFILE) {
+            eprintln_raw("Try increasing the value of /proc/sys/fs/inotify/max_user_instances");
+        }
+        1
+    })?;
+
+    let compile = |p: &cli::Pattern, which: &str| {
+        PosixRegex::new(&p.regex, p.icase).map_err(|_| {
+            eprintln_raw(&format!("Error in `{which}' regular expression."));
+            1
+        })
+    };
+    let filter = match (&a.exclude, &a.include) {
+        (Some(p), _) => Some((compile(p, "exclude")?, true)),
+        (None, Some(p)) => Some((compile(p, "include")?, false)),
+        (None, None) => None,
+    };
+
+    let renderer = if a.csv {
+        Renderer::Csv
+    } else if let Some(f) = &a.format {
+        let r = Renderer::format(f, !a.no_newline, a.timefmt.as_deref());
+        if r.probe_is_empty() {
+            eprintln_raw("Something is wrong with your format string.");
+            return Err(1);
+        }
+        r
+    } else {
+        Renderer::Default
+    };
+
+    let print_mask = if a.events == 0 { ALL_EVENTS } else { a.events };
+    let mut kernel_mask = print_mask;
+    if a.monitor && a.recursive {
+        // CREATE/MOVED_* to follow new and renamed directories (as inotifywait);
+        // MOVE_SELF so a directory that left the tree is known to have left.
+        kernel_mask |= CREATE | MOVED_TO | MOVED_FROM | MOVE_SELF;
+    }
+    if a.no_dereference {
+        kernel_mask |= DONT_FOLLOW;
+    }
+
+    // Operands: --fromfile lines first, then the command line; `@X` excludes X from
+    // recursive walks; empty operands and a lone `@` are skipped.
+    let mut operands: Vec<Vec<u8>> = Vec::new();
+    let mut excludes: Vec<Vec<u8>> = Vec::new();
+    let mut raw: Vec<Vec<u8>> = Vec::new();
+    if let Some(f) = &a.fromfile {
+        match read_fromfile(f) {
+            Ok(lines) => raw.extend(lines),
+            Err(e) => eprintln_raw(&format!("Couldn't open {}: {}", f.to_string_lossy(), strerror_text(&e))),
+        }
+    }
+    raw.extend(a.operands.iter().map(|o| o.as_bytes().to_vec()));
+    for op in raw {
+        if op.is_empty() || op == b"@" {
+            continue;
+        }
+        match op.strip_prefix(b"@") {
+            Some(x) => excludes.push(x.to_vec()),
+            None => operands.push(op),
+        }
+    }
+    if operands.is_empty() {
+        eprintln_raw("No files specified to watch!");
+        return Err(1);
+    }
+
+    if a.daemon {
+        let out = a.outfile.clone().unwrap_or_default();
+        let abs = std::fs::canonicalize(&out).map_err(|e| {
+            eprintln_raw(&format!("{}: {}", strerror_text(&e), out.to_string_lossy()));
+            1
+        })?;
+        // SAFETY: no other thread exists yet (the reader starts after set-up), so
+        // forking here is sound; daemon(0, 0) chdirs to / and points stdio at /dev/null.
+        if unsafe { libc::daemon(0, 0) } != 0 {
+            eprintln_raw("Failed to daemonize!");
+            return Err(1);
+        }
+        open_outfile(abs.as_os_str()).map_err(|_| 1)?;
+    } else if let Some(out) = &a.outfile {
+        open_outfile(out).map_err(|_| {
+            eprintln_raw(&format!("Failed to open output file {}", out.to_string_lossy()));
+            1
+        })?;
+    }
+
+    let log = Log { syslog: a.syslog };
+    if a.syslog {
+        syslog::open("rwait");
+    }
+    if let Some(w) = a.exclude_warning {
+        log.line(w);
+    }
+    if a.quiet == 0 {
+        log.line(if a.recursive {
+            "Setting up watches.  Beware: since -r was given, this may take a while!"
+        } else {
+            "Setting up watches."
+        });
+    }
+
+    let mut table = Table::new(ino.watches(), kernel_mask);
+    let mut roots: Vec<Vec<u8>> = Vec::new();
+    let mut rewalk: Vec<Vec<u8>> = Vec::new();
+    for op in &operands {
+        match watch_operand(&mut table, op, a.recursive, &excludes) {
+            Ok((wd, walked)) => {
+                if let Some(w) = table.path(wd)
+                    && !roots.iter().any(|r| r == w)
+                {
+                    roots.push(w.to_vec());
+                }
+                rewalk.extend(walked);
+            }
+            Err(WalkError::Limit) => {
+                log.line(&format!(
+                    "Failed to watch {}; upper limit on inotify watches reached!",
+                    String::from_utf8_lossy(op)
+                ));
+                log.line("Please increase the amount of inotify watches allowed per user via `/proc/sys/fs/inotify/max_user_watches'.");
+                return Err(1);
+            }
+            Err(WalkError::Io(e)) => {
+                log.line(&format!(
+                    "Couldn't watch {}: {}",
+                    String::from_utf8_lossy(op),
+                    strerror_text(&e)
+                ));
+                return Err(1);
+            }
+        }
+    }
+    if a.quiet == 0 {
+        log.line("Watches established.");
+    }
+
+    let (tx, rx) = mpsc::channel();
+    let gate = Arc::new(Mutex::new(()));
+    let reader_gate = gate.clone();
+    std::thread::Builder::new()
+        .name("inotify-reader".into())
+        .spawn(move || reader(ino, tx, &reader_gate))
+        .map_err(|e| {
+            log.line(&format!("rwait: starting the reader thread: {e}"));
+            1
+        })?;
+
+    let mut st = State {
+        table,
+        roots,
+        rewalk,
+        print_mask,
+        monitor: a.monitor,
+        recursive: a.recursive,
+        quiet: a.quiet,
+        filter,
+        renderer,
+        pending_moves: HashMap::new(),
+        synth_dups: HashSet::new(),
+        out: Vec::with_capacity(64 * 1024),
+        scratch: Vec::new(),
+        log,
+        gate,
+    };
+    Ok(st.event_loop(&rx, a.timeout))
+}
+
+/// Reads `--fromfile` like inotifywait's `fgets` into a 4096-byte buffer: one entry
+/// per line with only the newline removed, and lines longer than 4095 bytes split.
+fn read_fromfile(f: &OsStr) -> io::Result<Vec<Vec<u8>>> {
+    let data = if f == "-" {
+        let mut v = Vec::new();
+        io::Read::read_to_end(&mut io::stdin().lock(), &mut v)?;
+        v
+    } else {
+        std::fs::read(f)?
+    };
+    let mut out = Vec::new();
+    let mut cur = Vec::new();
+    for &b in &data {
+        cur.push(b);
+        if b == b'\n' || cur.len() == 4095 {
+            if cur.last() == Some(&b'\n') {
+                cur.pop();
+            }
+            out.push(std::mem::take(&mut cur));
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    Ok(out)
+}
+
+/// Opens `-o FILE` for appending (mode 0600 when created) and makes it stdout.
+fn open_outfile(path: &OsStr) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::io::IntoRawFd;
+    let f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path)?;
+    let fd = f.into_raw_fd();
+    // SAFETY: dup2 onto fd 1 with a valid descriptor we own; the original is closed.
+    unsafe {
+        if libc::dup2(fd, 1) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        libc::close(fd);
+    }
+    Ok(())
+}
+
+/// Watches one operand; returns its wd and, for a recursive directory, the walk path
+/// to walk again after a queue overflow.
+fn watch_operand(
+    table: &mut Table,
+    op: &[u8],
+    recursive: bool,
+    excludes: &[Vec<u8>],
+) -> Result<(i32, Option<Vec<u8>>), WalkError> {
+    let lstat_dir = std::fs::symlink_metadata(OsStr::from_bytes(op))
+        .map(|m| m.is_dir())
+        .unwrap_or(false);
+    if recursive {
+        let mut dir = op.to_vec();
+        if !dir.ends_with(b"/") {
+            dir.push(b'/');
+        }
+        let mut found = Vec::new();
+        match table.walk(
+            &dir,
+            WalkMode {
+                excludes,
+                report_all: false,
+                rescan: false,
+            },
+            &mut found,
+        ) {
+            Ok(wd) => return Ok((wd, Some(dir))),
+            // Not a directory: watched as a plain file, as inotifywait does (`-r file`).
+            Err(WalkError::Io(e)) if e.raw_os_error() == Some(libc::ENOTDIR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let mut print_as = op.to_vec();
+    if lstat_dir && !print_as.ends_with(b"/") {
+        print_as.push(b'/');
+    }
+    match table.add(op, &print_as) {
+        Ok(wd) => Ok((wd, None)),
+        Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => Err(WalkError::Limit),
+        Err(e) => Err(WalkError::Io(e)),
+    }
+}
+
+type Batch = io::Result<Vec<Ev>>;
+
+/// The drain thread: reads the inotify descriptor whenever it is readable and hands
+/// each read's events to the main thread, never waiting for it.
+///
+/// It holds `gate` while reading; the main thread holds it while walking a new
+/// directory, so that the events the walk itself causes stay in the kernel queue
+/// together and the kernel merges repeats (two `getdents` calls, one `ACCESS` line)
+/// exactly as it does for single-threaded inotifywait.
+fn reader(mut ino: Inotify, tx: Sender<Batch>, gate: &Mutex<()>) {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        {
+            let mut fds = [PollFd::new(ino.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => {
+                    let _ = tx.send(Err(io::Error::from(e)));
+                    return;
+                }
+            }
+        }
+        let _held = gate.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            match ino.read_events(&mut buf) {
+                Ok(events) => {
+                    let batch: Vec<Ev> = events
+                        .map(|e| Ev {
+                            wd: e.wd.get_watch_descriptor_id(),
+                            mask: e.mask.bits(),
+                            cookie: e.cookie,
+                            name: e.name.map(|n| n.as_bytes().to_vec()).unwrap_or_default(),
+                        })
+                        .collect();
+                    if tx.send(Ok(batch)).is_err() {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Everything the event loop works with.
+struct State {
+    table: Table,
+    /// `%w` of each watched operand: the Q_OVERFLOW lines name these.
+    roots: Vec<Vec<u8>>,
+    /// Recursive operand directories, walked again after an overflow to watch
+    /// directories created while events were being lost.
+    rewalk: Vec<Vec<u8>>,
+    print_mask: u32,
+    monitor: bool,
+    recursive: bool,
+    quiet: u32,
+    /// The compiled pattern and whether it excludes (else it includes).
+    filter: Option<(PosixRegex, bool)>,
+    renderer: Renderer,
+    /// MOVED_FROM of watched directories waiting for their MOVED_TO, by cookie: the wd
+    /// of the moved directory and the path it was watched under.
+    pending_moves: HashMap<u32, (i32, Vec<u8>)>,
+    /// Entries reported from a re-listing that may also arrive as real CREATEs.
+    synth_dups: HashSet<(i32, Vec<u8>)>,
+    out: Vec<u8>,
+    scratch: Vec<u8>,
+    log: Log,
+    /// Held while walking, to keep the reader out (see [`reader`]).
+    gate: Arc<Mutex<()>>,
+}
+
+enum Flow {
+    Continue,
+    Exit(u8),
+}
+
+impl State {
+    fn event_loop(&mut self, rx: &Receiver<Batch>, timeout: u32) -> u8 {
+        let wait = Duration::from_secs(u64::from(timeout));
+        loop {
+            let first = if timeout > 0 {
+                match rx.recv_timeout(wait) {
+                    Ok(b) => b,
+                    Err(RecvTimeoutError::Timeout) => return 2,
+                    Err(RecvTimeoutError::Disconnected) => return 1,
+                }
+            } else {
+                match rx.recv() {
+                    Ok(b) => b,
+                    Err(_) => return 1,
+                }
+            };
+            let mut next = Some(first);
+            // Take everything already read, but write at least every 1 MiB.
+            while let Some(batch) = next.take() {
+                match batch {
+                    Ok(evs) => {
+                        for ev in evs {
+                            if let Flow::Exit(code) = self.process(ev, false) {
+                                self.flush();
+                                return code;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        self.flush();
+                        self.log.line(&strerror_text(&e));
+                        return 1;
+                    }
+                }
+                if self.out.len() < 1 << 20 {
+                    next = rx.try_recv().ok();
+                }
+            }
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.out.is_empty() {
+            return;
+        }
+        use std::os::fd::FromRawFd;
+        // SAFETY: fd 1 is open for the life of the process; ManuallyDrop keeps the File
+        // from closing it.
+        let mut stdout = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(1) });
+        if let Err(e) = stdout.write_all(&self.out) {
+            // A consumer that went away kills us with SIGPIPE first, as it does
+            // inotifywait; anything else (a full disk under -o) is worth saying.
+            self.log.line(&format!("rwait: writing events: {}", strerror_text(&e)));
+            std::process::exit(1);
+        }
+        self.out.clear();
+    }
+
+    /// Handles one event: filter, print, then the recursive bookkeeping.
+    fn process(&mut self, ev: Ev, synthetic: bool) -> Flow {
+        if ev.mask & Q_OVERFLOW != 0 {
+            return self.overflow();
+        }
+        if self.table.is_removed(ev.wd) {
+            if ev.mask & IGNORED != 0 {
+                self.table.forget(ev.wd);
+            }
+            return Flow::Continue;
+        }
+        if !synthetic
+            && ev.mask & CREATE != 0
+            && !self.synth_dups.is_empty()
+            && self.synth_dups.remove(&(ev.wd, ev.name.clone()))
+        {
+            return Flow::Continue;
+        }
+
+        let watch = self.table.path(ev.wd).unwrap_or_default();
+        let dropped = match &self.filter {
+            None => false,
+            Some((re, exclude)) => {
+                self.scratch.clear();
+                self.scratch.extend_from_slice(watch);
+                self.scratch.extend_from_slice(&ev.name);
+                self.scratch.push(0);
+                re.is_match_nul(&self.scratch) == *exclude
+            }
+        };
+        let wanted = ev.mask & self.print_mask != 0;
+        if !dropped && wanted && self.quiet < 2 {
+            let v = View {
+                watch,
+                name: &ev.name,
+                mask: ev.mask,
+                cookie: ev.cookie,
+            };
+            self.renderer.render(&v, &mut self.out);
+        }
+        if !self.monitor && !dropped {
+            return Flow::Exit(if wanted { 0 } else { 1 });
+        }
+        if self.monitor && self.recursive && !synthetic {
+            self.follow(&ev, dropped);
+        }
+        if ev.mask & IGNORED != 0 {
+            self.table.forget(ev.wd);
+            self.pending_moves.retain(|_, (wd, _)| *wd != ev.wd);
+        }
+        Flow::Continue
+    }
+
+    /// Recursive bookkeeping for `-m -r`: watch new directories, pair renames by
+    /// cookie, drop subtrees that left.
+    fn follow(&mut self, ev: &Ev, dropped: bool) {
+        if ev.mask & ISDIR != 0 && ev.mask & (CREATE | MOVED_TO | MOVED_FROM) != 0 {
+            let parent = self.table.path(ev.wd).unwrap_or_default().to_vec();
+            let mut path = parent;
+            path.extend_from_slice(&ev.name);
+            path.push(b'/');
+            if ev.mask & MOVED_FROM != 0 {
+                if let Some(wd) = self.table.wd_of_dir(&path) {
+                    self.pending_moves.insert(ev.cookie, (wd, path));
+                }
+            } else if ev.mask & MOVED_TO != 0 && self.pending_moves.contains_key(&ev.cookie) {
+                // Renamed inside the tree: every descendant watch follows, whatever
+                // the filter says about the new name.
+                if let Some((_, old)) = self.pending_moves.remove(&ev.cookie) {
+                    self.table.rename_subtree(&old, &path);
+                }
+            } else if !dropped {
+                // Created, or moved in from outside. As in inotifywait, a directory
+                // whose event the filter dropped is not followed.
+                self.new_directory(&path, ev.mask & CREATE != 0);
+            }
+        }
+        if ev.mask & MOVE_SELF != 0 {
+            let gone = self
+                .pending_moves
+                .iter()
+                .find(|(_, (wd, _))| *wd == ev.wd)
+                .map(|(c, (_, p))| (*c, p.clone()));
+            if let Some((cookie, path)) = gone {
+                // MOVE_SELF came without a MOVED_TO in the tree: it left.
+                self.pending_moves.remove(&cookie);
+                self.table.remove_subtree(&path);
+            }
+        }
+    }
+
+    /// Walks and watches a new directory (`path` ends in `/`). For a created one every
+    /// entry already inside is reported as a CREATE; for one moved in, only entries
+    /// that appeared while it was being walked.
+    fn new_directory(&mut self, path: &[u8], created: bool) {
+        let Ok(meta) = std::fs::symlink_metadata(OsStr::from_bytes(&path[..path.len() - 1])) else {
+            return; // already gone again
+        };
+        if !meta.is_dir() {
+            return;
+        }
+        let mut found: Vec<Found> = Vec::new();
+        let mode = WalkMode {
+            excludes: &[],
+            report_all: created,
+            rescan: true,
+        };
+        let gate = self.gate.clone();
+        let held = gate.lock().unwrap_or_else(|e| e.into_inner());
+        let walked = self.table.walk(path, mode, &mut found);
+        drop(held);
+        match walked {
+            Ok(_) => {}
+            Err(WalkError::Io(e)) if skippable(&e) => {}
+            Err(WalkError::Io(e)) => {
+                self.log.line(&format!(
+                    "Couldn't watch new directory {}: {}",
+                    String::from_utf8_lossy(path),
+                    strerror_text(&e)
+                ));
+            }
+            Err(WalkError::Limit) => {
+                self.log.line(&format!(
+                    "Couldn't watch new directory {}: {}",
+                    String::from_utf8_lossy(path),
+                    strerror_text(&io::Error::from_raw_os_error(libc::ENOSPC))
+                ));
+            }
+        }
+        for f in found {
+            if f.from_rescan {
+                self.synth_dups.insert((f.wd, f.name.clone()));
+            }
+            let ev = Ev {
+                wd: f.wd,
+                mask: CREATE | if f.is_dir { ISDIR } else { 0 },
+                cookie: 0,
+                name: f.name,
+            };
+            self.process(ev, true);
+        }
+    }
+
+    /// The kernel queue overflowed: events were lost. Say so, and print Q_OVERFLOW for
+    /// every watched operand (with `%w` set to it, whatever `-e` says) so that a
+    /// consumer can resynchronise those trees; then watch any directory created while
+    /// events were lost.
+    fn overflow(&mut self) -> Flow {
+        self.log.line("rwait: warning: the inotify event queue overflowed and events were lost; printing Q_OVERFLOW for each watched path");
+        if self.quiet < 2 {
+            for root in &self.roots {
+                let v = View {
+                    watch: root,
+                    name: b"",
+                    mask: Q_OVERFLOW,
+                    cookie: 0,
+                };
+                self.renderer.render(&v, &mut self.out);
+            }
+        }
+        if !self.monitor {
+            return Flow::Exit(0);
+        }
+        if self.recursive {
+            for dir in self.rewalk.clone() {
+                let mut found = Vec::new();
+                let _ = self.table.walk(
+                    &dir,
+                    WalkMode {
+                        excludes: &[],
+                        report_all: false,
+                        rescan: false,
+                    },
+                    &mut found,
+                );
+            }
+        }
+        Flow::Continue
+    }
+}
+
+/// The binary's entry point: SIGPIPE back to its default (a consumer that goes away
+/// ends us, as it ends inotifywait), then run.
+pub fn main() -> std::process::ExitCode {
+    // SAFETY: setting a signal disposition to SIG_DFL at start-up, before any thread.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let args: Vec<OsString> = std::env::args_os().collect();
+    std::process::ExitCode::from(run(&args))
+}

@@ -1,1 +1,6 @@
-//! rwait tests: differential against the real inotifywait, plus rwait's own fixes.
+//! rwait tests: differential scenarios against the real inotifywait, and tests of the
+//! places where rwait deliberately differs (man/rwait.1, DIFFERENCES).
+
+mod diff;
+mod differential;
+mod fixes;

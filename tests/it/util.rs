@@ -72,10 +72,10 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        if thread::panicking() {
-            if let Some(d) = self.dir.take() {
-                eprintln!("scratch directory kept: {}", d.keep().display());
-            }
+        if thread::panicking()
+            && let Some(d) = self.dir.take()
+        {
+            eprintln!("scratch directory kept: {}", d.keep().display());
         }
     }
 }
@@ -195,16 +195,19 @@ impl Proc {
                 self.kill();
                 panic!("timed out waiting for {what}\n{}", self.dump());
             }
-            if self.status.is_none() {
-                if let Ok(Some(st)) = self.child.try_wait() {
-                    self.status = Some(st);
-                    // Give the readers the last bytes before the final check.
-                    thread::sleep(Duration::from_millis(20));
-                    if pred(&self.stdout_now(), &self.stderr_now()) {
-                        return;
-                    }
-                    panic!("process exited while waiting for {what}\n{}", self.dump());
+            if self.status.is_none()
+                && let Ok(Some(st)) = self.child.try_wait()
+            {
+                self.status = Some(st);
+                // The readers may still hold the last bytes: wait for them (they end at
+                // EOF now that the process is gone) before the final check.
+                for r in self.readers.drain(..) {
+                    let _ = r.join();
                 }
+                if pred(&self.stdout_now(), &self.stderr_now()) {
+                    return;
+                }
+                panic!("process exited while waiting for {what}\n{}", self.dump());
             }
             thread::sleep(Duration::from_millis(5));
         }

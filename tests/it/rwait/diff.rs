@@ -1,0 +1,259 @@
+//! The differential harness: run one scenario (set-up script, arguments, actions)
+//! under the real inotifywait and under rwait, each in a fresh scratch directory of the
+//! same layout, and compare stdout, stderr, exit status and any files they wrote.
+//!
+//! Both programs are started with argv[0] = "inotifywait", so that getopt's messages
+//! (which name argv[0]) are comparable byte for byte. The scratch directory's absolute
+//! path is replaced by `<S>` in everything compared.
+
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::{Proc, Scratch, assert_bytes_eq, bin, visible};
+
+pub const INOTIFYWAIT: &str = "/usr/bin/inotifywait";
+
+/// When the program is ready for the actions.
+#[derive(Debug, Clone, Copy)]
+pub enum Ready {
+    /// "Watches established." on stderr.
+    Banner,
+    /// This many watches exist (for `-q`, which prints no banner).
+    Watches(usize),
+    /// The program is expected to exit by itself before any action (usage errors).
+    Exit,
+}
+
+/// How the run ends.
+#[derive(Debug, Clone, Copy)]
+pub enum End {
+    /// The program exits by itself (one-shot, timeout, error).
+    Exit,
+    /// Output stops changing for a while; then the program is terminated (SIGTERM).
+    Settle,
+}
+
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub setup: String,
+    /// Arguments; `{S}` is replaced by the scratch directory's path.
+    pub args: Vec<String>,
+    pub actions: String,
+    pub ready: Ready,
+    pub end: End,
+    pub env: Vec<(String, String)>,
+    pub stdin: Option<Vec<u8>>,
+    /// Files (relative to the scratch dir) whose contents are compared too.
+    pub files: Vec<String>,
+    /// A clean-up script run after each program (e.g. unmount).
+    pub cleanup: String,
+}
+
+/// A scenario with `setup`, `args` and `actions`, ready on the banner, ending with
+/// settle if `-m` is among the arguments and by exit otherwise.
+pub fn sc(setup: &str, args: &[&str], actions: &str) -> Scenario {
+    let monitor = args.iter().any(|a| *a == "-m" || (a.starts_with('-') && !a.starts_with("--") && a.contains('m')));
+    Scenario {
+        setup: setup.into(),
+        args: args.iter().map(|s| s.to_string()).collect(),
+        actions: actions.into(),
+        ready: Ready::Banner,
+        end: if monitor { End::Settle } else { End::Exit },
+        env: vec![],
+        stdin: None,
+        files: vec![],
+        cleanup: String::new(),
+    }
+}
+
+/// A usage-error scenario: the program exits before watching anything.
+pub fn usage(args: &[&str]) -> Scenario {
+    Scenario { ready: Ready::Exit, end: End::Exit, ..sc("mkdir d", args, "") }
+}
+
+impl Scenario {
+    pub fn ready(mut self, r: Ready) -> Self {
+        self.ready = r;
+        self
+    }
+    pub fn end(mut self, e: End) -> Self {
+        self.end = e;
+        self
+    }
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+    pub fn stdin(mut self, data: &[u8]) -> Self {
+        self.stdin = Some(data.to_vec());
+        self
+    }
+    pub fn file(mut self, f: &str) -> Self {
+        self.files.push(f.into());
+        self
+    }
+    pub fn cleanup(mut self, c: &str) -> Self {
+        self.cleanup = c.into();
+        self
+    }
+
+    /// Runs under both programs and asserts identical results.
+    #[track_caller]
+    pub fn check(&self) {
+        let want = self.run(Path::new(INOTIFYWAIT));
+        let got = self.run(&bin("rwait"));
+        let ctx = format!(
+            "scenario: setup {:?}; args {:?}; actions {:?}\n--- inotifywait stdout ---\n{}\n--- inotifywait stderr ---\n{}\n--- rwait stdout ---\n{}\n--- rwait stderr ---\n{}",
+            self.setup,
+            self.args,
+            self.actions,
+            visible(&want.stdout),
+            visible(&want.stderr),
+            visible(&got.stdout),
+            visible(&got.stderr)
+        );
+        assert_bytes_eq(&format!("stdout\n{ctx}"), &got.stdout, &want.stdout);
+        assert_bytes_eq(&format!("stderr\n{ctx}"), &got.stderr, &want.stderr);
+        assert_eq!(got.code, want.code, "exit status\n{ctx}");
+        assert_eq!(got.files, want.files, "files written\n{ctx}");
+    }
+
+    /// Runs the scenario under `prog` and returns what it did.
+    pub fn run(&self, prog: &Path) -> Run {
+        assert!(
+            Path::new(INOTIFYWAIT).exists(),
+            "the differential tests need the real inotifywait: apt-get install inotify-tools"
+        );
+        let s = Scratch::new();
+        sh(s.path(), &self.setup);
+        let sp = s.path().to_string_lossy().into_owned();
+        let mut cmd = Command::new(prog);
+        cmd.arg0("inotifywait")
+            .args(self.args.iter().map(|a| a.replace("{S}", &sp)))
+            .current_dir(s.path());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd.stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        let mut p = Proc::spawn(cmd);
+        if let Some(data) = &self.stdin {
+            use std::io::Write;
+            let mut w = p.stdin();
+            w.write_all(data).unwrap();
+        }
+        match self.ready {
+            Ready::Banner => p.wait_stderr("Watches established."),
+            Ready::Watches(n) => wait_watches(&mut p, n),
+            Ready::Exit => {}
+        }
+        if !self.actions.is_empty() {
+            sh(s.path(), &self.actions);
+        }
+        let out = match self.end {
+            End::Exit => p.wait_exit(Duration::from_secs(15)),
+            End::Settle => {
+                settle(&p);
+                p.signal(libc::SIGTERM);
+                p.wait_exit(Duration::from_secs(15))
+            }
+        };
+        let files = self
+            .files
+            .iter()
+            .map(|f| {
+                let path = s.join(f);
+                let mode = std::fs::metadata(&path).map(|m| {
+                    use std::os::unix::fs::PermissionsExt;
+                    m.permissions().mode() & 0o777
+                });
+                (f.clone(), std::fs::read(&path).ok().map(|b| normalize(&b, s.path())), mode.ok())
+            })
+            .collect();
+        if !self.cleanup.is_empty() {
+            sh(s.path(), &self.cleanup);
+        }
+        Run {
+            stdout: normalize(&out.stdout, s.path()),
+            stderr: normalize(&out.stderr, s.path()),
+            code: out.code,
+            files,
+        }
+    }
+}
+
+/// What one program did in a scenario.
+#[derive(Debug)]
+pub struct Run {
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub code: i32,
+    pub files: Vec<(String, Option<Vec<u8>>, Option<u32>)>,
+}
+
+/// Runs a shell snippet in `dir` (test scaffolding only: the tools never use a shell).
+pub fn sh(dir: &Path, script: &str) {
+    if script.is_empty() {
+        return;
+    }
+    let st = Command::new("bash").arg("-c").arg(script).current_dir(dir).status().expect("run bash");
+    assert!(st.success(), "script failed ({st}): {script}");
+}
+
+fn normalize(b: &[u8], scratch: &Path) -> Vec<u8> {
+    let needle = scratch.as_os_str().as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i..].starts_with(needle) {
+            out.extend_from_slice(b"<S>");
+            i += needle.len();
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Polls until the process has `n` inotify watches (read from /proc/PID/fdinfo).
+pub fn wait_watches(p: &mut Proc, n: usize) {
+    let pid = p.pid();
+    p.wait_for(&format!("{n} inotify watches"), crate::util::DEADLINE, move |_, _| count_watches(pid) >= n);
+}
+
+/// Number of inotify watches process `pid` holds.
+pub fn count_watches(pid: i32) -> usize {
+    let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return 0 };
+    let mut n = 0;
+    for e in rd.flatten() {
+        let is_inotify = std::fs::read_link(e.path()).map(|l| l == PathBuf::from("anon_inode:inotify")).unwrap_or(false);
+        if is_inotify {
+            let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", e.file_name().to_string_lossy()))
+                .unwrap_or_default();
+            n += info.lines().filter(|l| l.starts_with("inotify wd:")).count();
+        }
+    }
+    n
+}
+
+/// Waits until the process's output has not changed for a quiet period (bounded by a
+/// deadline): the events of the actions have then all been printed.
+pub fn settle(p: &Proc) {
+    let quiet = Duration::from_millis(400);
+    let end = Instant::now() + Duration::from_secs(10);
+    let mut last = (p.stdout_now().len(), p.stderr_now().len());
+    let mut since = Instant::now();
+    while Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+        let now = (p.stdout_now().len(), p.stderr_now().len());
+        if now != last {
+            last = now;
+            since = Instant::now();
+        } else if since.elapsed() >= quiet {
+            return;
+        }
+    }
+}

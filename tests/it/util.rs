@@ -145,16 +145,21 @@ impl Proc {
     pub fn spawn(mut cmd: Command) -> Proc {
         let desc = describe(&cmd);
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {desc}: {e}"));
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {desc}: {e}"));
         let out: Sink = Arc::default();
         let err: Sink = Arc::default();
         let readers = vec![
             drain(child.stdout.take().unwrap(), out.clone()),
             drain(child.stderr.take().unwrap(), err.clone()),
         ];
-        Proc { desc, child, out, err, readers, status: None }
+        Proc {
+            desc,
+            child,
+            out,
+            err,
+            readers,
+            status: None,
+        }
     }
 
     pub fn pid(&self) -> i32 {
@@ -220,9 +225,11 @@ impl Proc {
 
     pub fn wait_stdout(&mut self, needle: &[u8]) {
         let n = needle.to_vec();
-        self.wait_for(&format!("{:?} on stdout", String::from_utf8_lossy(needle)), DEADLINE, move |o, _| {
-            contains(o, &n)
-        });
+        self.wait_for(
+            &format!("{:?} on stdout", String::from_utf8_lossy(needle)),
+            DEADLINE,
+            move |o, _| contains(o, &n),
+        );
     }
 
     /// Sends a signal (e.g. `libc::SIGTERM`).
@@ -259,7 +266,11 @@ impl Proc {
         for r in self.readers.drain(..) {
             let _ = r.join();
         }
-        Output { stdout: self.stdout_now(), stderr: self.stderr_now(), code: shell_code(st) }
+        Output {
+            stdout: self.stdout_now(),
+            stderr: self.stderr_now(),
+            code: shell_code(st),
+        }
     }
 
     /// Kills the process (SIGKILL) and returns what it wrote.
@@ -319,6 +330,10 @@ pub fn visible(b: &[u8]) -> String {
 #[track_caller]
 pub fn assert_bytes_eq(what: &str, got: &[u8], want: &[u8]) {
     if got != want {
-        panic!("{what} differs\n--- got ---\n{}\n--- want ---\n{}\n---", visible(got), visible(want));
+        panic!(
+            "{what} differs\n--- got ---\n{}\n--- want ---\n{}\n---",
+            visible(got),
+            visible(want)
+        );
     }
 }

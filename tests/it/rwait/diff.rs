@@ -50,12 +50,18 @@ pub struct Scenario {
     pub files: Vec<String>,
     /// A clean-up script run after each program (e.g. unmount).
     pub cleanup: String,
+    /// Run in a new user namespace with this inotify limit lowered
+    /// (`max_inotify_watches` or `max_inotify_instances` in /proc/sys/user): the
+    /// kernel keeps these per namespace, so tests never touch the machine's settings.
+    pub limit: Option<(&'static str, u32)>,
 }
 
 /// A scenario with `setup`, `args` and `actions`, ready on the banner, ending with
 /// settle if `-m` is among the arguments and by exit otherwise.
 pub fn sc(setup: &str, args: &[&str], actions: &str) -> Scenario {
-    let monitor = args.iter().any(|a| *a == "-m" || (a.starts_with('-') && !a.starts_with("--") && a.contains('m')));
+    let monitor = args
+        .iter()
+        .any(|a| *a == "-m" || (a.starts_with('-') && !a.starts_with("--") && a.contains('m')));
     Scenario {
         setup: setup.into(),
         args: args.iter().map(|s| s.to_string()).collect(),
@@ -66,12 +72,17 @@ pub fn sc(setup: &str, args: &[&str], actions: &str) -> Scenario {
         stdin: None,
         files: vec![],
         cleanup: String::new(),
+        limit: None,
     }
 }
 
 /// A usage-error scenario: the program exits before watching anything.
 pub fn usage(args: &[&str]) -> Scenario {
-    Scenario { ready: Ready::Exit, end: End::Exit, ..sc("mkdir d", args, "") }
+    Scenario {
+        ready: Ready::Exit,
+        end: End::Exit,
+        ..sc("mkdir d", args, "")
+    }
 }
 
 impl Scenario {
@@ -93,6 +104,15 @@ impl Scenario {
     }
     pub fn file(mut self, f: &str) -> Self {
         self.files.push(f.into());
+        self
+    }
+    pub fn setup_more(mut self, script: &str) -> Self {
+        self.setup.push_str("; ");
+        self.setup.push_str(script);
+        self
+    }
+    pub fn limit(mut self, which: &'static str, value: u32) -> Self {
+        self.limit = Some((which, value));
         self
     }
     pub fn cleanup(mut self, c: &str) -> Self {
@@ -130,14 +150,33 @@ impl Scenario {
         let s = Scratch::new();
         sh(s.path(), &self.setup);
         let sp = s.path().to_string_lossy().into_owned();
-        let mut cmd = Command::new(prog);
-        cmd.arg0("inotifywait")
-            .args(self.args.iter().map(|a| a.replace("{S}", &sp)))
-            .current_dir(s.path());
+        let args = self.args.iter().map(|a| a.replace("{S}", &sp));
+        let mut cmd = match self.limit {
+            None => {
+                let mut c = Command::new(prog);
+                c.arg0("inotifywait").args(args);
+                c
+            }
+            Some((which, value)) => {
+                let mut c = Command::new("unshare");
+                c.args(["--user", "--map-root-user", "bash", "-c"])
+                    .arg(format!(
+                        "echo {value} > /proc/sys/user/{which} && exec -a inotifywait \"$0\" \"$@\""
+                    ))
+                    .arg(prog)
+                    .args(args);
+                c
+            }
+        };
+        cmd.current_dir(s.path());
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        cmd.stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        cmd.stdin(if self.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
         let mut p = Proc::spawn(cmd);
         if let Some(data) = &self.stdin {
             use std::io::Write;
@@ -169,7 +208,11 @@ impl Scenario {
                     use std::os::unix::fs::PermissionsExt;
                     m.permissions().mode() & 0o777
                 });
-                (f.clone(), std::fs::read(&path).ok().map(|b| normalize(&b, s.path())), mode.ok())
+                (
+                    f.clone(),
+                    std::fs::read(&path).ok().map(|b| normalize(&b, s.path())),
+                    mode.ok(),
+                )
             })
             .collect();
         if !self.cleanup.is_empty() {
@@ -198,7 +241,12 @@ pub fn sh(dir: &Path, script: &str) {
     if script.is_empty() {
         return;
     }
-    let st = Command::new("bash").arg("-c").arg(script).current_dir(dir).status().expect("run bash");
+    let st = Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .status()
+        .expect("run bash");
     assert!(st.success(), "script failed ({st}): {script}");
 }
 
@@ -221,15 +269,21 @@ fn normalize(b: &[u8], scratch: &Path) -> Vec<u8> {
 /// Polls until the process has `n` inotify watches (read from /proc/PID/fdinfo).
 pub fn wait_watches(p: &mut Proc, n: usize) {
     let pid = p.pid();
-    p.wait_for(&format!("{n} inotify watches"), crate::util::DEADLINE, move |_, _| count_watches(pid) >= n);
+    p.wait_for(&format!("{n} inotify watches"), crate::util::DEADLINE, move |_, _| {
+        count_watches(pid) >= n
+    });
 }
 
 /// Number of inotify watches process `pid` holds.
 pub fn count_watches(pid: i32) -> usize {
-    let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return 0 };
+    let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return 0;
+    };
     let mut n = 0;
     for e in rd.flatten() {
-        let is_inotify = std::fs::read_link(e.path()).map(|l| l == PathBuf::from("anon_inode:inotify")).unwrap_or(false);
+        let is_inotify = std::fs::read_link(e.path())
+            .map(|l| l == PathBuf::from("anon_inode:inotify"))
+            .unwrap_or(false);
         if is_inotify {
             let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", e.file_name().to_string_lossy()))
                 .unwrap_or_default();

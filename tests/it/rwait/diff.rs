@@ -8,7 +8,7 @@
 
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -282,7 +282,7 @@ pub fn count_watches(pid: i32) -> usize {
     let mut n = 0;
     for e in rd.flatten() {
         let is_inotify = std::fs::read_link(e.path())
-            .map(|l| l == PathBuf::from("anon_inode:inotify"))
+            .map(|l| l == Path::new("anon_inode:inotify"))
             .unwrap_or(false);
         if is_inotify {
             let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", e.file_name().to_string_lossy()))

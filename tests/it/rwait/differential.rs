@@ -49,7 +49,9 @@ scenarios! {
     monitor_rm_watched_file => sc(D, &["-m", "d/f"], "rm d/f");                   // #12
     oneshot_unwanted_event_exits_1 => sc(D, &["-e", "modify", "d/f"], "rm d/f");  // #13
     monitor_unwanted_event_keeps_running => sc(D, &["-m", "-e", "modify", "d/f"], "rm d/f"); // #14
-    monitor_rm_rf_watched_dir => sc(D, &["-m", "d"], "rm -rf d");                 // #15
+    // rm -rf reads the directory: how many ACCESS lines that gives depends on when the
+    // watcher reads (in inotifywait too), so those events are left out here.
+    monitor_rm_rf_watched_dir => sc(D, &["-m", "-e", "delete,delete_self,ignored", "d"], "rm -rf d"); // #15
     oneshot_delete_then_rmdir => sc(D, &["d"], "rm -f d/f; rmdir d");            // #16
     monitor_watched_dir_renamed_keeps_old_name => sc(D, &["-m", "d"], "mv d d2; touch d2/zz"); // #17
     monitor_watched_file_renamed => sc(D, &["-m", "d/f"], "mv d/f d/g; echo y >> d/g"); // #18
@@ -136,7 +138,7 @@ scenarios! {
     exclude_anchored_dir_self => sc(D, &["-m", "--exclude", "^d/$", "d"], "touch d/q; ls d");  // #68
     at_exclude_subtree => sc(TREE, &["-m", "-r", "d", "@d/a"], "touch d/a/b/f d/a/x d/y");     // #69
     at_exclude_spelling_must_match => sc(TREE, &["-m", "-r", "d", "@{S}/d/a"], "touch d/a/x"); // #70
-    recursive_rm_rf_subtree => sc(TREE, &["-m", "-r", "d"], "rm -rf d/a");                     // #101
+    recursive_rm_rf_subtree => sc(TREE, &["-m", "-r", "-e", "delete,delete_self,ignored", "d"], "rm -rf d/a"); // #101
     recursive_rm_and_recreate => sc(TREE, &["-m", "-r", "-e", "create", "-e", "delete", "d"], "rm -rf d/a; mkdir d/a; sleep .3; touch d/a/new"); // #102
     recursive_move_in_from_outside => sc("mkdir -p d o/x/y", &["-m", "-r", "d"], "mv o/x d/x; sleep .3; touch d/x/y/f"); // #56
     exclude_backreference_glibc => sc(D, &["-m", "-e", "create", "--exclude", "(a)\\1", "d"], "touch d/xaa d/xab");

@@ -78,7 +78,7 @@ pub struct Cli {
         value_name = "CMD",
         num_args = 1..,
         allow_hyphen_values = true,
-        value_hint = clap::ValueHint::CommandWithArguments
+        value_hint = clap::ValueHint::CommandName
     )]
     pub exec: Option<Vec<OsString>>,
 }
@@ -118,7 +118,10 @@ impl Cli {
             return Err("--max-paths: must be at least 1".into());
         }
         let mut excludes = Vec::new();
-        for (pats, icase, name) in [(&self.exclude, false, "--exclude"), (&self.excludei, true, "--excludei")] {
+        for (pats, icase, name) in [
+            (&self.exclude, false, "--exclude"),
+            (&self.excludei, true, "--excludei"),
+        ] {
             for p in pats {
                 let re = PosixRegex::new(p.as_bytes(), icase)
                     .map_err(|e| format!("{name} '{}': {e}", escape_bytes(p.as_bytes())))?;
@@ -131,7 +134,11 @@ impl Cli {
             None => Output::Print,
         };
         Ok(Config {
-            limits: Limits { quiet, max_wait, max_paths: self.max_paths },
+            limits: Limits {
+                quiet,
+                max_wait,
+                max_paths: self.max_paths,
+            },
             input: self.input,
             in_delim: if self.null { 0 } else { b'\n' },
             out_delim: if self.print0 { 0 } else { b'\n' },

@@ -110,7 +110,10 @@ impl Coalescer {
             return Some(first);
         }
         // A duration too large to add is a deadline that never comes.
-        match (last.checked_add(self.limits.quiet), first.checked_add(self.limits.max_wait)) {
+        match (
+            last.checked_add(self.limits.quiet),
+            first.checked_add(self.limits.max_wait),
+        ) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -135,13 +138,18 @@ impl Coalescer {
         let mut items: Vec<(Vec<u8>, Entry)> = self.entries.drain().collect();
         items.sort_unstable_by_key(|(_, e)| e.seq);
         if trees > 0 {
-            let roots: HashSet<&[u8]> =
-                items.iter().filter(|(_, e)| e.tree).map(|(p, _)| p.as_slice()).collect();
+            let roots: HashSet<&[u8]> = items
+                .iter()
+                .filter(|(_, e)| e.tree)
+                .map(|(p, _)| p.as_slice())
+                .collect();
             let keep: Vec<bool> = items.iter().map(|(p, _)| !has_ancestor_in(p, &roots)).collect();
             let mut keep = keep.into_iter();
             items.retain(|_| keep.next().unwrap_or(true));
         }
-        Some(Batch { paths: items.into_iter().map(|(p, _)| p).collect() })
+        Some(Batch {
+            paths: items.into_iter().map(|(p, _)| p).collect(),
+        })
     }
 }
 
@@ -174,7 +182,10 @@ mod tests {
         let mut c = Coalescer::new(limits);
         let mut out = vec![];
         let show = |b: Batch| {
-            b.paths.into_iter().map(|p| String::from_utf8(p).unwrap()).collect::<Vec<_>>()
+            b.paths
+                .into_iter()
+                .map(|p| String::from_utf8(p).unwrap())
+                .collect::<Vec<_>>()
         };
         for &(when, path, kind) in steps {
             while let Some(due) = c.next_deadline() {
@@ -212,14 +223,22 @@ mod tests {
     }
 
     fn batches(v: &[(u64, &[&str])]) -> Vec<(u64, Vec<String>)> {
-        v.iter().map(|(t, ps)| (*t, ps.iter().map(|s| s.to_string()).collect())).collect()
+        v.iter()
+            .map(|(t, ps)| (*t, ps.iter().map(|s| s.to_string()).collect()))
+            .collect()
     }
 
     #[test]
     fn quiet_period_closes_and_dedups_in_first_seen_order() {
         let got = simulate(
             limits(500, 5000, 100),
-            &[(0, "a", Plain), (100, "b", Plain), (200, "a", Plain), (300, "c/", Plain), (350, "c", Plain)],
+            &[
+                (0, "a", Plain),
+                (100, "b", Plain),
+                (200, "a", Plain),
+                (300, "c/", Plain),
+                (350, "c", Plain),
+            ],
         );
         assert_eq!(got, batches(&[(850, &["a", "b", "c"])]));
     }
@@ -228,7 +247,13 @@ mod tests {
     fn each_arrival_restarts_the_quiet_period() {
         let got = simulate(
             limits(500, 5000, 100),
-            &[(0, "a", Plain), (400, "b", Plain), (800, "c", Plain), (1400, "d", Plain), (1899, "e", Plain)],
+            &[
+                (0, "a", Plain),
+                (400, "b", Plain),
+                (800, "c", Plain),
+                (1400, "d", Plain),
+                (1899, "e", Plain),
+            ],
         );
         assert_eq!(got, batches(&[(1300, &["a", "b", "c"]), (2399, &["d", "e"])]));
     }
@@ -253,14 +278,23 @@ mod tests {
     fn max_paths_closes_at_once() {
         let got = simulate(
             limits(500, 5000, 3),
-            &[(0, "a", Plain), (1, "a", Plain), (2, "b", Plain), (3, "c", Plain), (4, "d", Plain)],
+            &[
+                (0, "a", Plain),
+                (1, "a", Plain),
+                (2, "b", Plain),
+                (3, "c", Plain),
+                (4, "d", Plain),
+            ],
         );
         assert_eq!(got, batches(&[(3, &["a", "b", "c"]), (504, &["d"])]));
     }
 
     #[test]
     fn end_of_input_takes_the_open_batch_at_once() {
-        let got = simulate(limits(500, 5000, 100), &[(0, "a", Plain), (10, "b", Plain), (20, "", Plain)]);
+        let got = simulate(
+            limits(500, 5000, 100),
+            &[(0, "a", Plain), (10, "b", Plain), (20, "", Plain)],
+        );
         assert_eq!(got, batches(&[(20, &["a", "b"])]));
         assert_eq!(simulate(limits(500, 5000, 100), &[(20, "", Plain)]), batches(&[]));
     }
@@ -273,7 +307,11 @@ mod tests {
 
     #[test]
     fn huge_durations_never_overflow() {
-        let l = Limits { quiet: Duration::from_secs(1 << 60), max_wait: Duration::MAX, max_paths: 10 };
+        let l = Limits {
+            quiet: Duration::from_secs(1 << 60),
+            max_wait: Duration::MAX,
+            max_paths: 10,
+        };
         let mut c = Coalescer::new(l);
         let now = Instant::now();
         c.push(now, b"a", Plain);
@@ -308,7 +346,12 @@ mod tests {
     fn a_later_tree_event_upgrades_an_earlier_plain_one() {
         let got = simulate(
             limits(500, 5000, 100),
-            &[(0, "w/d", Plain), (1, "w/d/f", Plain), (2, "w/d/", Tree), (3, "w/d", Plain)],
+            &[
+                (0, "w/d", Plain),
+                (1, "w/d/f", Plain),
+                (2, "w/d/", Tree),
+                (3, "w/d", Plain),
+            ],
         );
         assert_eq!(got, batches(&[(503, &["w/d"])]));
     }
@@ -317,11 +360,19 @@ mod tests {
     fn overflow_root_absorbs_its_tree_including_root_slash() {
         let got = simulate(
             limits(500, 5000, 100),
-            &[(0, "/src/a", Plain), (1, "/src/", Overflow), (2, "/srcx/b", Plain), (3, "/src/b/c", Plain)],
+            &[
+                (0, "/src/a", Plain),
+                (1, "/src/", Overflow),
+                (2, "/srcx/b", Plain),
+                (3, "/src/b/c", Plain),
+            ],
         );
         assert_eq!(got, batches(&[(503, &["/src", "/srcx/b"])]));
-        let got = simulate(limits(500, 5000, 100), &[(0, "/a", Plain), (1, "/", Overflow), (2, "rel", Plain)]);
-        assert_eq!(got, batches(&[(501, &["/", "rel"])]));
+        let got = simulate(
+            limits(500, 5000, 100),
+            &[(0, "/a", Plain), (1, "/", Overflow), (2, "rel", Plain)],
+        );
+        assert_eq!(got, batches(&[(502, &["/", "rel"])]));
         let got = simulate(limits(500, 5000, 100), &[(0, "./a", Plain), (1, "./", Overflow)]);
         assert_eq!(got, batches(&[(501, &["."])]));
     }

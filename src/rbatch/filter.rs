@@ -29,7 +29,11 @@ pub struct Filter {
 impl Filter {
     /// `artefacts`: drop editor artefacts (off with `--keep-temp`).
     pub fn new(artefacts: bool, excludes: Vec<PosixRegex>) -> Filter {
-        Filter { artefacts, excludes, scratch: Vec::with_capacity(4096) }
+        Filter {
+            artefacts,
+            excludes,
+            scratch: Vec::with_capacity(4096),
+        }
     }
 
     /// Judges a raw path (`%w%f` as read, before normalising), as rwait's `--exclude`
@@ -109,8 +113,21 @@ mod tests {
     #[test]
     fn names_that_may_be_real_files_are_kept() {
         for name in [
-            "4913", "x~", "#x#", ".x.Ab12Cd", ".htaccess", ".env", ".swp", ".#", "x.swp", ".kate-swp",
-            "___jb_tmp___", ".~lock.#", ".goutputstream-", "notes.txt", ".syncthing.x.tmp",
+            "4913",
+            "x~",
+            "#x#",
+            ".x.Ab12Cd",
+            ".htaccess",
+            ".env",
+            ".swp",
+            ".#",
+            "x.swp",
+            ".kate-swp",
+            "___jb_tmp___",
+            ".~lock.#",
+            ".goutputstream-",
+            "notes.txt",
+            ".syncthing.x.tmp",
         ] {
             assert!(!is_artefact(name.as_bytes()), "{name} dropped");
         }

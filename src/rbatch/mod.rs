@@ -1,1 +1,51 @@
-//! rbatch: coalesce an event stream into batches of paths (not yet written).
+//! rbatch: coalesces a stream of inotifywait/rwait events (or bare paths) into batches
+//! of distinct paths, one batch each time the stream goes quiet, for rpush or a command.
+//!
+//! The pipeline is parse ([`parse`]) → filter ([`filter`]) → merge ([`coalesce`]) →
+//! deliver ([`run`]); the command line is checked into a [`cli::Config`] before anything
+//! runs. Why batching works the way it does (quiet period + hard max wait + size cap) is
+//! in §3-§4 of the landscape note and in `man/rbatch.1`.
+
+pub mod cli;
+pub mod coalesce;
+pub mod filter;
+pub mod parse;
+pub mod run;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+
+use crate::common::msg::eprint;
+
+/// The clap command, for shell completions and the man-page check.
+pub fn command() -> clap::Command {
+    cli::Cli::command()
+}
+
+/// Entry point of the `rbatch` binary: parse, validate, run. Usage errors exit 2,
+/// `--help`/`--version` 0.
+pub fn main(args: Vec<OsString>) -> ExitCode {
+    let cli = match cli::Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            if !e.use_stderr() {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            // clap says `error: ...`; every other rbatch message says `rbatch: ...`.
+            let text = e.render().to_string();
+            let text = text.strip_prefix("error: ").unwrap_or(&text);
+            eprint("rbatch", text.trim_end());
+            return ExitCode::from(2);
+        }
+    };
+    match cli.validate() {
+        Ok(cfg) => run::run(cfg),
+        Err(msg) => {
+            eprint("rbatch", &msg);
+            ExitCode::from(2)
+        }
+    }
+}

@@ -151,7 +151,11 @@ fn split_default(rec: &[u8]) -> Option<(Event<'_>, bool)> {
             break;
         };
         if let Some(events) = parse_events(&rest[..len]) {
-            let ev = Event { w: &rec[..sp], events, f: &rest[len + 1..] };
+            let ev = Event {
+                w: &rec[..sp],
+                events,
+                f: &rest[len + 1..],
+            };
             if trusted(ev.w, ev.f) {
                 return Some((ev, true));
             }
@@ -354,8 +358,11 @@ impl Parser {
             // Batch separators of an upstream rbatch, blank lines: no path, nothing lost.
             return;
         }
-        if self.format != InputFormat::Path && rec.contains(&0) {
-            sink.problem(line, format!("contains a NUL byte, which no file name can: {} (skipped)", shown(rec)));
+        if rec.contains(&0) {
+            sink.problem(
+                line,
+                format!("contains a NUL byte, which no file name can: {} (skipped)", shown(rec)),
+            );
             return;
         }
         match self.format {
@@ -374,10 +381,7 @@ impl Parser {
                     line,
                     format!("unterminated quoted field in CSV record: {} (skipped)", shown(rec)),
                 ),
-                _ => sink.problem(
-                    line,
-                    format!("not an inotifywait CSV record: {} (skipped)", shown(rec)),
-                ),
+                _ => sink.problem(line, format!("not an inotifywait CSV record: {} (skipped)", shown(rec))),
             },
             InputFormat::Auto => {
                 let split = split_default(rec);
@@ -549,9 +553,20 @@ mod tests {
     #[test]
     fn event_lists() {
         assert_eq!(parse_events(b"CREATE,ISDIR"), Some(CREATE | ISDIR));
-        assert_eq!(parse_events(b"CLOSE_WRITE,CLOSE").map(|b| b & CLOSE_WRITE), Some(CLOSE_WRITE));
+        assert_eq!(
+            parse_events(b"CLOSE_WRITE,CLOSE").map(|b| b & CLOSE_WRITE),
+            Some(CLOSE_WRITE)
+        );
         assert_eq!(parse_events(b"0x00004000"), Some(UNKNOWN));
-        for bad in [&b""[..], b"create", b"CREATE,", b",CREATE", b"CREATE,CREATE", b"MOVE", b"0x123"] {
+        for bad in [
+            &b""[..],
+            b"create",
+            b"CREATE,",
+            b",CREATE",
+            b"CREATE,CREATE",
+            b"MOVE",
+            b"0x123",
+        ] {
             assert_eq!(parse_events(bad), None, "{}", escape_bytes(bad));
         }
     }
@@ -603,7 +618,11 @@ mod tests {
 
     #[test]
     fn overflow_names_the_root_or_is_reported() {
-        let got = parse(InputFormat::Auto, b"/src/ Q_OVERFLOW \n Q_OVERFLOW \nQ_OVERFLOW,\n", false);
+        let got = parse(
+            InputFormat::Auto,
+            b"/src/ Q_OVERFLOW \n Q_OVERFLOW \nQ_OVERFLOW,\n",
+            false,
+        );
         assert_eq!(paths(&got), vec![("/src/", Overflow)]);
         assert_eq!(got.problems.iter().map(|p| p.0).collect::<Vec<_>>(), vec![2, 3]);
         assert!(got.problems[0].1.contains("Q_OVERFLOW without a watched path"));
@@ -657,7 +676,10 @@ mod tests {
     #[test]
     fn bare_paths_and_nul_records() {
         let got = parse(InputFormat::Auto, b"/src/a b\n./rel\n/x/ACCESS\n\n", false);
-        assert_eq!(paths(&got), vec![("/src/a b", Plain), ("./rel", Plain), ("/x/ACCESS", Plain)]);
+        assert_eq!(
+            paths(&got),
+            vec![("/src/a b", Plain), ("./rel", Plain), ("/x/ACCESS", Plain)]
+        );
         let got = parse(InputFormat::Auto, b"/src/nl\nx\0/src/\xff \0w/ CREATE f\0", true);
         assert_eq!(
             paths(&got),
@@ -692,7 +714,11 @@ mod tests {
         assert_eq!(got.problems.len(), 1);
         assert_eq!(got.problems[0].0, 1);
 
-        let got = parse(InputFormat::Csv, b"w/ CREATE x\nd/,NOPE,x\nd/,CREATE,\"x\"y\nd/,CREATE,z\n", false);
+        let got = parse(
+            InputFormat::Csv,
+            b"w/ CREATE x\nd/,NOPE,x\nd/,CREATE,\"x\"y\nd/,CREATE,z\n",
+            false,
+        );
         assert_eq!(paths(&got), vec![("d/z", Plain)]);
         assert_eq!(got.problems.iter().map(|p| p.0).collect::<Vec<_>>(), vec![1, 2, 3]);
 
@@ -727,5 +753,56 @@ mod tests {
         p.give_up(&mut got);
         assert!(!p.has_pending());
         assert_eq!(paths(&got), vec![("\"quoted name", Plain)]);
+    }
+
+    #[test]
+    fn random_input_never_panics_and_never_holds_much() {
+        // A seeded xorshift over pieces that stress every branch: quotes, commas, event
+        // names, slashes, spaces, newlines, NUL and non-UTF-8 bytes.
+        const PIECES: [&[u8]; 14] = [
+            b"\"",
+            b",",
+            b" ",
+            b"/",
+            b"\n",
+            b"\0",
+            b"\xff",
+            b"CREATE",
+            b"CLOSE_WRITE,CLOSE",
+            b"ISDIR",
+            b"Q_OVERFLOW",
+            b"w/",
+            b"name",
+            b"0x00000001",
+        ];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for format in [
+            InputFormat::Auto,
+            InputFormat::Default,
+            InputFormat::Csv,
+            InputFormat::Path,
+        ] {
+            for nul in [false, true] {
+                let mut input = Vec::new();
+                for _ in 0..20_000 {
+                    input.extend_from_slice(PIECES[(next() % PIECES.len() as u64) as usize]);
+                }
+                let mut p = Parser::new(format);
+                let mut got = Got::default();
+                let delim = if nul { 0 } else { b'\n' };
+                for (i, rec) in input.split(|&b| b == delim).enumerate() {
+                    p.feed(i as u64 + 1, rec, &mut got);
+                    assert!(p.joined.len() <= MAX_PENDING + rec.len() + 1);
+                }
+                p.give_up(&mut got);
+                assert!(!p.has_pending());
+            }
+        }
     }
 }

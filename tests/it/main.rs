@@ -1,6 +1,7 @@
 //! The one integration-test binary: every test that runs the real binaries lives under
 //! this tree, sharing the harness in `util`.
 
+mod docs;
 mod rbatch;
 mod rpush;
 mod rsyncd;

@@ -51,7 +51,10 @@ impl Plan {
 
 /// Proper ancestors of a relative path, shortest first (`a/b/c` → `a`, `a/b`).
 fn ancestors(p: &[u8]) -> impl Iterator<Item = &[u8]> {
-    p.iter().enumerate().filter(|&(_, &b)| b == b'/').map(move |(i, _)| &p[..i])
+    p.iter()
+        .enumerate()
+        .filter(|&(_, &b)| b == b'/')
+        .map(move |(i, _)| &p[..i])
 }
 
 /// Collapses `paths` (relative to the base) into a [`Plan`]; `stat` tells what a relative
@@ -88,8 +91,7 @@ pub fn collapse<'a>(paths: impl IntoIterator<Item = &'a Vec<u8>>, mut stat: impl
     let all: BTreeSet<&Vec<u8>> = chosen.keys().collect();
     let mut plan = Plan::default();
     for p in &all {
-        let covered = !p.is_empty()
-            && (all.contains(&Vec::new()) || ancestors(p).any(|a| all.contains(&a.to_vec())));
+        let covered = !p.is_empty() && (all.contains(&Vec::new()) || ancestors(p).any(|a| all.contains(&a.to_vec())));
         if covered {
             continue;
         }
@@ -167,7 +169,10 @@ mod tests {
 
     #[test]
     fn deletions_come_first_and_each_list_is_sorted() {
-        let v2: Vec<Vec<u8>> = ["z", "y/gone", "b", "a/gone"].iter().map(|p| p.as_bytes().to_vec()).collect();
+        let v2: Vec<Vec<u8>> = ["z", "y/gone", "b", "a/gone"]
+            .iter()
+            .map(|p| p.as_bytes().to_vec())
+            .collect();
         let p = collapse(&v2, fs(&["z", "b", "a/", "y/"]));
         let order: Vec<&[u8]> = p.entries().map(|e| e.as_slice()).collect();
         assert_eq!(order, vec![&b"a/gone"[..], b"y/gone", b"b", b"z"]);
@@ -176,7 +181,10 @@ mod tests {
     #[test]
     fn odd_names_are_just_bytes() {
         let paths = vec![b"-x\n\xff".to_vec(), b"#h/x".to_vec()];
-        let p = collapse(&paths, |p: &[u8]| if p == b"-x\n\xff" { Kind::Other } else { Kind::Missing });
+        let p = collapse(
+            &paths,
+            |p: &[u8]| if p == b"-x\n\xff" { Kind::Other } else { Kind::Missing },
+        );
         assert_eq!(p.updates, vec![b"-x\n\xff".to_vec()]);
         assert_eq!(p.deletions, vec![b"#h".to_vec()]);
     }

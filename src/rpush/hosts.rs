@@ -51,7 +51,11 @@ pub fn parse_dest(s: &str) -> Result<Parsed, String> {
     if let Some(c) = s.chars().find(|c| c.is_whitespace() || c.is_control()) {
         return Err(format!(
             "unexpected {} in target '{}' (one target per line; comments start a line with '#')",
-            if c.is_whitespace() { "whitespace" } else { "control character" },
+            if c.is_whitespace() {
+                "whitespace"
+            } else {
+                "control character"
+            },
             s.escape_default()
         ));
     }
@@ -60,12 +64,14 @@ pub fn parse_dest(s: &str) -> Result<Parsed, String> {
         return Err(format!("target '{s}' must not start with '-'"));
     }
     if let Some(rest) = s.strip_prefix("rsync://") {
-        let (authority, path) = rest
-            .split_once('/')
-            .ok_or_else(|| format!("'{s}': rsync:// URL without a module (rsync://[USER@]HOST[:PORT]/MODULE[/PATH])"))?;
+        let (authority, path) = rest.split_once('/').ok_or_else(|| {
+            format!("'{s}': rsync:// URL without a module (rsync://[USER@]HOST[:PORT]/MODULE[/PATH])")
+        })?;
         let module = path.split('/').next().unwrap_or("");
         if module.is_empty() {
-            return Err(format!("'{s}': rsync:// URL without a module (rsync://[USER@]HOST[:PORT]/MODULE[/PATH])"));
+            return Err(format!(
+                "'{s}': rsync:// URL without a module (rsync://[USER@]HOST[:PORT]/MODULE[/PATH])"
+            ));
         }
         let hostport = strip_user(authority, s)?;
         let host = match hostport.strip_prefix('[') {
@@ -85,10 +91,15 @@ pub fn parse_dest(s: &str) -> Result<Parsed, String> {
                 h.to_string()
             }
         };
-        return Ok(Parsed::Full { host, transport: Transport::Daemon });
+        return Ok(Parsed::Full {
+            host,
+            transport: Transport::Daemon,
+        });
     }
     if s.starts_with('/') || s.starts_with('.') || s.starts_with('~') {
-        return Err(format!("'{s}' is a local path, not a target (write HOST:PATH for a remote path)"));
+        return Err(format!(
+            "'{s}' is a local path, not a target (write HOST:PATH for a remote path)"
+        ));
     }
     let user_end = s.find('@').filter(|&at| s[..at].find([':', '[']).is_none());
     let after_user = match user_end {
@@ -125,9 +136,15 @@ pub fn parse_dest(s: &str) -> Result<Parsed, String> {
                 if module.split('/').next().unwrap_or("").is_empty() {
                     return Err(format!("'{s}': no module after '::' (HOST::MODULE[/PATH])"));
                 }
-                Ok(Parsed::Full { host: host.to_string(), transport: Transport::Daemon })
+                Ok(Parsed::Full {
+                    host: host.to_string(),
+                    transport: Transport::Daemon,
+                })
             } else {
-                Ok(Parsed::Full { host: host.to_string(), transport: Transport::Shell })
+                Ok(Parsed::Full {
+                    host: host.to_string(),
+                    transport: Transport::Shell,
+                })
             }
         }
     }
@@ -178,11 +195,15 @@ fn check_port(port: Option<&str>, after: &str, whole: &str) -> Result<(), String
 /// Checks a `-d` template: it must contain `{}` and, filled in, be a full destination.
 pub fn check_template(t: &str) -> Result<(), String> {
     if !t.contains("{}") {
-        return Err(format!("'{t}' has no '{{}}' to put the host in (e.g. 'rsync@{{}}::module')"));
+        return Err(format!(
+            "'{t}' has no '{{}}' to put the host in (e.g. 'rsync@{{}}::module')"
+        ));
     }
     match parse_dest(&t.replace("{}", "example.org")) {
         Ok(Parsed::Full { .. }) => Ok(()),
-        Ok(Parsed::Bare) => Err(format!("'{t}' does not make a destination (e.g. '{{}}:/srv/www' or 'rsync@{{}}::module')")),
+        Ok(Parsed::Bare) => Err(format!(
+            "'{t}' does not make a destination (e.g. '{{}}:/srv/www' or 'rsync@{{}}::module')"
+        )),
         Err(e) => Err(e),
     }
 }
@@ -191,14 +212,24 @@ pub fn check_template(t: &str) -> Result<(), String> {
 /// through `template`, or become `host:BASE/` (the same path over ssh).
 pub fn make_target(entry: &str, template: Option<&str>, base: &str, origin: String) -> Result<Target, String> {
     match parse_dest(entry)? {
-        Parsed::Full { host, transport } => Ok(Target { host, dest: entry.to_string(), transport, origin }),
+        Parsed::Full { host, transport } => Ok(Target {
+            host,
+            dest: entry.to_string(),
+            transport,
+            origin,
+        }),
         Parsed::Bare => {
             let dest = match template {
                 Some(t) => t.replace("{}", entry),
                 None => format!("{entry}:{}", with_slash(base)),
             };
             match parse_dest(&dest)? {
-                Parsed::Full { host, transport } => Ok(Target { host, dest, transport, origin }),
+                Parsed::Full { host, transport } => Ok(Target {
+                    host,
+                    dest,
+                    transport,
+                    origin,
+                }),
                 Parsed::Bare => Err(format!("'{dest}' is not a destination")),
             }
         }
@@ -206,7 +237,11 @@ pub fn make_target(entry: &str, template: Option<&str>, base: &str, origin: Stri
 }
 
 fn with_slash(base: &str) -> String {
-    if base.ends_with('/') { base.to_string() } else { format!("{base}/") }
+    if base.ends_with('/') {
+        base.to_string()
+    } else {
+        format!("{base}/")
+    }
 }
 
 /// Reads a hosts file: one target per line, blank lines and lines starting with `#`
@@ -251,7 +286,10 @@ mod tests {
         assert_eq!(full("web1:"), ("web1".into(), Transport::Shell));
         assert_eq!(full("rsync@web1::php_env"), ("web1".into(), Transport::Daemon));
         assert_eq!(full("web1::mod/sub/dir"), ("web1".into(), Transport::Daemon));
-        assert_eq!(full("rsync://u@127.0.0.2:8730/mod/"), ("127.0.0.2".into(), Transport::Daemon));
+        assert_eq!(
+            full("rsync://u@127.0.0.2:8730/mod/"),
+            ("127.0.0.2".into(), Transport::Daemon)
+        );
         assert_eq!(full("rsync://web1/mod"), ("web1".into(), Transport::Daemon));
         assert_eq!(full("rsync://[::1]:873/mod"), ("::1".into(), Transport::Daemon));
         assert_eq!(full("[::1]:/x"), ("::1".into(), Transport::Shell));

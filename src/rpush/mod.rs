@@ -1,1 +1,84 @@
-//! rpush: one rsync per batch per host, hosts in parallel (not yet written).
+//! rpush: one rsync per batch per host, hosts in parallel.
+//!
+//! Reads batches of changed paths (from rbatch, or any path stream) and makes every
+//! target host hold the same files as the source, through
+//! `rsync --files-from=- --from0 --relative -r --delete-missing-args --force` with the
+//! paths on rsync's stdin. See issue 4 and `man/rpush.1`.
+//!
+//! The flow is parse → validate → run:
+//!
+//! * [`cli`]: the clap definition (also what completions are generated from, see
+//!   [`command`]);
+//! * [`config`]: checks everything (hosts files line by line, the base, the password
+//!   file's mode) into a [`config::Config`] before anything runs; usage errors exit 2;
+//! * [`run`]: the reader thread, one [`worker`] per host, the drain at end of input.
+//!
+//! The decisions that need care are pure functions with their own tests:
+//! [`collapse`] (deletions to the topmost missing directory), [`retry`] (backoff with
+//! an injected clock), [`rsync`] (argv and exit-status classification), [`paths`],
+//! [`batch`], [`hosts`], [`status`].
+//!
+//! Deliberately not here: filtering of editor temp files (rwait/rbatch's job), a
+//! persistent spool of pending paths (a restart relies on `--initial`), moves as remote
+//! `mv` (a move is a deletion plus a copy in one batch).
+
+pub mod batch;
+pub mod cli;
+pub mod collapse;
+pub mod config;
+pub mod hosts;
+pub mod log;
+pub mod paths;
+pub mod retry;
+pub mod rsync;
+pub mod run;
+pub mod status;
+pub mod worker;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+
+use crate::common::msg::eprint;
+
+/// The clap command, for completions and documentation tests.
+pub fn command() -> clap::Command {
+    cli::Cli::command()
+}
+
+/// Runs rpush with `args` (including the program name) and returns its exit status:
+/// 0 all delivered, 1 some host still lacks paths, 2 usage error.
+pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let cli = match cli::Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            // clap says "error: ..."; our messages say "rpush: ...".
+            let text = e.render().to_string();
+            let text = text.strip_prefix("error: ").unwrap_or(&text);
+            eprint("rpush", text.trim_end());
+            return ExitCode::from(2);
+        }
+    };
+    match config::Config::from_cli(cli) {
+        Ok(cfg) => run::run(cfg),
+        Err(msg) => {
+            eprint("rpush", &msg);
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// An I/O error's text without Rust's " (os error N)" suffix, for `rpush: X: cause`.
+pub(crate) fn os_error(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error ") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}

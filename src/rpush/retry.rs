@@ -87,7 +87,8 @@ impl RetryState {
 
     /// How long until a run may start (zero when ready).
     pub fn wait(&self, now: Instant) -> Duration {
-        self.not_before.map_or(Duration::ZERO, |t| t.saturating_duration_since(now))
+        self.not_before
+            .map_or(Duration::ZERO, |t| t.saturating_duration_since(now))
     }
 }
 
@@ -104,7 +105,10 @@ mod tests {
         assert_eq!(got, vec![1, 2, 4, 8, 16, 32, 60, 60, 60]);
         assert_eq!(b.delay(u32::MAX, Class::Temporary), S(60));
         assert_eq!(b.delay(1, Class::Permanent), S(60));
-        let ms = Backoff { min: Duration::from_millis(200), max: Duration::from_millis(500) };
+        let ms = Backoff {
+            min: Duration::from_millis(200),
+            max: Duration::from_millis(500),
+        };
         assert_eq!(ms.delay(2, Class::Temporary), Duration::from_millis(400));
         assert_eq!(ms.delay(3, Class::Temporary), Duration::from_millis(500));
     }
@@ -116,18 +120,36 @@ mod tests {
         let mut r = RetryState::default();
         assert!(r.ready(t0));
         let f = r.fail(&b, t0, Class::Temporary, "connection refused");
-        assert_eq!(f, Failure { delay: S(1), news: true });
+        assert_eq!(
+            f,
+            Failure {
+                delay: S(1),
+                news: true
+            }
+        );
         assert!(!r.ready(t0 + Duration::from_millis(999)));
         assert!(r.ready(t0 + S(1)));
         assert_eq!(r.wait(t0), S(1));
         let t1 = t0 + S(1);
         let f = r.fail(&b, t1, Class::Temporary, "connection refused");
-        assert_eq!(f, Failure { delay: S(2), news: false });
+        assert_eq!(
+            f,
+            Failure {
+                delay: S(2),
+                news: false
+            }
+        );
         assert!(!r.ready(t1 + S(1)));
         assert!(r.ready(t1 + S(2)));
         // A different failure is news again; a permanent one waits the cap.
         let f = r.fail(&b, t1 + S(2), Class::Permanent, "auth failed");
-        assert_eq!(f, Failure { delay: S(8), news: true });
+        assert_eq!(
+            f,
+            Failure {
+                delay: S(8),
+                news: true
+            }
+        );
         assert_eq!(r.succeed(), 3);
         assert!(r.ready(t1));
         assert_eq!(r.failures, 0);

@@ -51,6 +51,10 @@ pub fn args(s: &Settings, target: &Target) -> Vec<OsString> {
         "--delete-missing-args",
         // Non-empty directories and directory→file changes need it (§5.1, §5.3).
         "--force",
+        // Compare modification times to the nanosecond: at rsync's default one-second
+        // granularity a parent directory touched within the same second is "unchanged",
+        // and then keeps the time its new child was created on the target.
+        "--modify-window=-1",
     ]
     .iter()
     .map(OsString::from)
@@ -107,9 +111,15 @@ pub fn display(program: &std::path::Path, args: &[OsString]) -> String {
 }
 
 fn quote(b: &[u8]) -> String {
-    let plain = !b.is_empty() && b.iter().all(|&c| c.is_ascii_alphanumeric() || b"-_=./:,@%+".contains(&c));
+    let plain = !b.is_empty()
+        && b.iter()
+            .all(|&c| c.is_ascii_alphanumeric() || b"-_=./:,@%+".contains(&c));
     let e = crate::common::msg::escape_bytes(b);
-    if plain { e } else { format!("'{}'", e.replace('\'', "'\\''")) }
+    if plain {
+        e
+    } else {
+        format!("'{}'", e.replace('\'', "'\\''"))
+    }
 }
 
 /// What rsync told us on stdout: changed items (our `--out-format` lines) and bytes.
@@ -125,13 +135,25 @@ pub fn parse_stdout(out: &[u8]) -> Report {
         if let Some(rest) = line.strip_prefix(ITEM_PREFIX) {
             r.changed += 1;
             if let Some(pos) = rest.iter().rposition(|&b| b == b':') {
-                let n = std::str::from_utf8(&rest[pos + 1..]).ok().and_then(|t| t.trim().parse::<u64>().ok());
+                let n = std::str::from_utf8(&rest[pos + 1..])
+                    .ok()
+                    .and_then(|t| t.trim().parse::<u64>().ok());
                 r.bytes += n.unwrap_or(0);
             }
         }
     }
     r
 }
+
+/// ssh's words for failures that retrying will not fix.
+const SSH_PERMANENT: &[&str] = &[
+    "permission denied",
+    "host key verification failed",
+    "could not resolve hostname",
+    "bad configuration option",
+    "no such identity",
+    "command not found",
+];
 
 /// How an rsync run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,7 +172,14 @@ pub enum Verdict {
     /// Delivered. `vanished` is exit 24: some listed paths changed under rsync; the caller
     /// re-checks them.
     Ok { vanished: bool },
-    Failed { class: Class, reason: String },
+    Failed {
+        class: Class,
+        /// The whole story: exit code, its meaning, rsync's most telling stderr line.
+        reason: String,
+        /// What identifies this failure across attempts (the stderr line, or the reason
+        /// when rsync said nothing): a change of it is news.
+        key: String,
+    },
 }
 
 /// Classifies an rsync exit (sync-landscape §5.4). `stderr` decides the ambiguous codes.
@@ -171,18 +200,12 @@ pub fn classify(ended: Ended, stderr: &[u8]) -> Verdict {
                 // The same code for "try again later" and for "you may not".
                 5 if has(&["max connections", "try again later"]) => T,
                 5 => P,
-                // ssh: the network is down vs. the key/host/config is wrong.
-                255 if has(&[
-                    "permission denied",
-                    "host key verification failed",
-                    "could not resolve hostname",
-                    "bad configuration option",
-                    "no such identity",
-                    "command not found",
-                ]) => P,
+                // ssh: the network is down vs. the key/host/config is wrong. Depending on
+                // timing, rsync reports a refused login as 255 or as 12.
+                255 | 12 if has(SSH_PERMANENT) => P,
                 255 => T,
                 // Remote rsync missing behind a working ssh.
-                12 if has(&["command not found", "no such file or directory"]) => P,
+                12 if has(&["no such file or directory"]) => P,
                 // A missing destination parent is configuration; a full disk is not.
                 11 if has(&["mkdir"]) && has(&["no such file or directory"]) => P,
                 6 | 10 | 11 | 12 | 14 | 20 | 21 | 22 | 23 | 30 | 35 => T,
@@ -192,7 +215,7 @@ pub fn classify(ended: Ended, stderr: &[u8]) -> Verdict {
         }
     };
     let detail = stderr_summary(stderr);
-    let mut reason = what;
+    let mut reason = what.clone();
     if matches!(ended, Ended::Code(2)) && text.contains("invalid file mode 00") {
         reason.push_str(" [rsync 3.4.3 --delete-missing-args bug: upgrade rsync on both ends]");
     }
@@ -200,7 +223,8 @@ pub fn classify(ended: Ended, stderr: &[u8]) -> Verdict {
         reason.push_str(": ");
         reason.push_str(&detail);
     }
-    Verdict::Failed { class, reason }
+    let key = if detail.is_empty() { what } else { detail };
+    Verdict::Failed { class, reason, key }
 }
 
 /// rsync's names for its exit codes (rsync(1), EXIT VALUES).
@@ -241,7 +265,11 @@ pub fn stderr_summary(stderr: &[u8]) -> String {
     let pick = lines
         .iter()
         .find(|l| l.starts_with(b"@ERROR"))
-        .or_else(|| lines.iter().find(|l| !l.starts_with(b"rsync error:") && !l.starts_with(b"Warning: Permanently added")))
+        .or_else(|| {
+            lines
+                .iter()
+                .find(|l| !l.starts_with(b"rsync error:") && !l.starts_with(b"Warning: Permanently added"))
+        })
         .or(lines.first());
     let mut s = pick.map(|l| crate::common::msg::escape_bytes(l)).unwrap_or_default();
     if s.len() > 300 {
@@ -260,7 +288,12 @@ mod tests {
     use super::*;
 
     fn target(dest: &str, transport: Transport) -> Target {
-        Target { host: "h".into(), dest: dest.into(), transport, origin: "-t".into() }
+        Target {
+            host: "h".into(),
+            dest: dest.into(),
+            transport,
+            origin: "-t".into(),
+        }
     }
 
     fn settings() -> Settings {
@@ -292,6 +325,7 @@ mod tests {
                 "--delete",
                 "--delete-missing-args",
                 "--force",
+                "--modify-window=-1",
                 "--out-format=rpush-item:%i:%b",
                 "--timeout=30",
                 "--contimeout=3",
@@ -307,8 +341,14 @@ mod tests {
     fn shell_argv_has_rsh_but_no_daemon_options() {
         let mut s = settings();
         let a = strs(&args(&s, &target("h:/dst", Transport::Shell)));
-        assert!(a.contains(&"--rsh=ssh -o BatchMode=yes -o ConnectTimeout=3".to_string()), "{a:?}");
-        assert!(!a.iter().any(|x| x.starts_with("--contimeout") || x.starts_with("--password-file")));
+        assert!(
+            a.contains(&"--rsh=ssh -o BatchMode=yes -o ConnectTimeout=3".to_string()),
+            "{a:?}"
+        );
+        assert!(
+            !a.iter()
+                .any(|x| x.starts_with("--contimeout") || x.starts_with("--password-file"))
+        );
         s.rsh = Some("ssh -p 2222".into());
         s.timeout = Duration::ZERO;
         s.base = b"/".to_vec();
@@ -329,20 +369,61 @@ mod tests {
     fn classification_table() {
         use Class::*;
         assert_eq!(classify(Ended::Code(0), b""), Verdict::Ok { vanished: false });
-        assert_eq!(classify(Ended::Code(24), b"file has vanished"), Verdict::Ok { vanished: true });
+        assert_eq!(
+            classify(Ended::Code(24), b"file has vanished"),
+            Verdict::Ok { vanished: true }
+        );
         let auth = "@ERROR: auth failed on module mod\nrsync error: error starting client-server protocol (code 5) at main.c(1954) [sender=3.5.0]\n";
         assert_eq!(class(Ended::Code(5), auth), Some(Permanent));
-        assert_eq!(class(Ended::Code(5), "@ERROR: Unknown module 'nomod'\n"), Some(Permanent));
-        assert_eq!(class(Ended::Code(5), "@ERROR: max connections (1) reached -- try again later\n"), Some(Temporary));
-        let refused = "ssh: connect to host 127.0.0.1 port 18723: Connection refused\nrsync: connection unexpectedly closed";
+        assert_eq!(
+            class(Ended::Code(5), "@ERROR: Unknown module 'nomod'\n"),
+            Some(Permanent)
+        );
+        assert_eq!(
+            class(
+                Ended::Code(5),
+                "@ERROR: max connections (1) reached -- try again later\n"
+            ),
+            Some(Temporary)
+        );
+        let refused =
+            "ssh: connect to host 127.0.0.1 port 18723: Connection refused\nrsync: connection unexpectedly closed";
         assert_eq!(class(Ended::Code(255), refused), Some(Temporary));
-        assert_eq!(class(Ended::Code(255), "root@127.0.0.1: Permission denied (publickey).\n"), Some(Permanent));
-        assert_eq!(class(Ended::Code(255), "Host key verification failed.\n"), Some(Permanent));
+        assert_eq!(
+            class(Ended::Code(255), "root@127.0.0.1: Permission denied (publickey).\n"),
+            Some(Permanent)
+        );
+        assert_eq!(
+            class(Ended::Code(255), "Host key verification failed.\n"),
+            Some(Permanent)
+        );
         assert_eq!(class(Ended::Code(10), "Connection refused (111)"), Some(Temporary));
-        assert_eq!(class(Ended::Code(11), "mkdir \"x/y/z\" (in mod) failed: No such file or directory (2)"), Some(Permanent));
-        assert_eq!(class(Ended::Code(11), "write failed: No space left on device (28)"), Some(Temporary));
-        assert_eq!(class(Ended::Code(12), "sh: 1: /nonexistent: not found\nbash: rsync: command not found"), Some(Permanent));
-        assert_eq!(class(Ended::Code(12), "connection unexpectedly closed"), Some(Temporary));
+        assert_eq!(
+            class(
+                Ended::Code(11),
+                "mkdir \"x/y/z\" (in mod) failed: No such file or directory (2)"
+            ),
+            Some(Permanent)
+        );
+        assert_eq!(
+            class(Ended::Code(11), "write failed: No space left on device (28)"),
+            Some(Temporary)
+        );
+        assert_eq!(
+            class(
+                Ended::Code(12),
+                "sh: 1: /nonexistent: not found\nbash: rsync: command not found"
+            ),
+            Some(Permanent)
+        );
+        assert_eq!(
+            class(Ended::Code(12), "u@h: Permission denied (publickey).\n"),
+            Some(Permanent)
+        );
+        assert_eq!(
+            class(Ended::Code(12), "connection unexpectedly closed"),
+            Some(Temporary)
+        );
         for c in [6, 10, 14, 20, 21, 22, 23, 30, 35] {
             assert_eq!(class(Ended::Code(c), ""), Some(Temporary), "code {c}");
         }
@@ -356,21 +437,31 @@ mod tests {
 
     #[test]
     fn reasons_quote_the_telling_stderr_line() {
-        let Verdict::Failed { reason, .. } =
-            classify(Ended::Code(5), b"@ERROR: auth failed on module mod\nrsync error: error starting client-server protocol (code 5)\n")
-        else {
+        let Verdict::Failed { reason, .. } = classify(
+            Ended::Code(5),
+            b"@ERROR: auth failed on module mod\nrsync error: error starting client-server protocol (code 5)\n",
+        ) else {
             panic!()
         };
-        assert_eq!(reason, "rsync exit 5 (error starting client-server protocol): @ERROR: auth failed on module mod");
-        let Verdict::Failed { reason, .. } = classify(Ended::Code(2), b"invalid file mode 00 in entry\n") else { panic!() };
+        assert_eq!(
+            reason,
+            "rsync exit 5 (error starting client-server protocol): @ERROR: auth failed on module mod"
+        );
+        let Verdict::Failed { reason, .. } = classify(Ended::Code(2), b"invalid file mode 00 in entry\n") else {
+            panic!()
+        };
         assert!(reason.contains("3.4.3"), "{reason}");
-        assert_eq!(stderr_summary(b"Warning: Permanently added 'x'\nroot@h: Permission denied (publickey).\n"), "root@h: Permission denied (publickey).");
+        assert_eq!(
+            stderr_summary(b"Warning: Permanently added 'x'\nroot@h: Permission denied (publickey).\n"),
+            "root@h: Permission denied (publickey)."
+        );
         assert_eq!(stderr_summary(b"evil\x1b[31m\n"), "evil\\x1b[31m");
     }
 
     #[test]
     fn stdout_report() {
-        let out = b"rpush-item:*deleting  :0\nrpush-item:<f+++++++++:45\nrpush-item:.d..t......:0\nsomething else: 99\n";
+        let out =
+            b"rpush-item:*deleting  :0\nrpush-item:<f+++++++++:45\nrpush-item:.d..t......:0\nsomething else: 99\n";
         assert_eq!(parse_stdout(out), Report { changed: 3, bytes: 45 });
         assert_eq!(parse_stdout(b""), Report::default());
     }
@@ -378,6 +469,9 @@ mod tests {
     #[test]
     fn display_quotes_for_reading() {
         let p = std::path::Path::new("rsync");
-        assert_eq!(display(p, &["-a".into(), "--rsh=ssh -p 2".into(), "x'y".into()]), "rsync -a '--rsh=ssh -p 2' 'x'\\''y'");
+        assert_eq!(
+            display(p, &["-a".into(), "--rsh=ssh -p 2".into(), "x'y".into()]),
+            "rsync -a '--rsh=ssh -p 2' 'x'\\''y'"
+        );
     }
 }

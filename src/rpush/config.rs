@@ -1,0 +1,204 @@
+//! From the raw command line to a checked [`Config`]: hosts files read and every line
+//! parsed, paths made absolute, the password file's mode checked, the rsync and
+//! `--on-push` programs found. Everything that can be wrong with the invocation is found
+//! here, before the first rsync runs, and reported as a usage error (exit 2).
+
+use std::ffi::OsString;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::cli::Cli;
+use super::hosts::{self, Target};
+use super::os_error;
+use super::paths;
+use super::retry::Backoff;
+use super::rsync::Settings;
+
+/// How much to log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    Quiet,
+    Normal,
+    Verbose,
+    Debug,
+}
+
+/// One target with the name rpush logs it under.
+#[derive(Debug, Clone)]
+pub struct Host {
+    /// The host name, or the whole destination when two targets share a host.
+    pub name: String,
+    pub target: Target,
+}
+
+/// Everything `run` needs, checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub hosts: Vec<Host>,
+    /// The directory relative input paths are relative to (absolute).
+    pub cwd: Vec<u8>,
+    pub rsync: PathBuf,
+    pub settings: Settings,
+    pub delim: u8,
+    pub jobs: usize,
+    pub watchdog: Duration,
+    pub backoff: Backoff,
+    pub drain_timeout: Duration,
+    pub initial: bool,
+    pub on_push: Option<Vec<OsString>>,
+    pub status: Option<PathBuf>,
+    pub verbosity: Verbosity,
+}
+
+/// Finds `prog` the way execvp would: as given when it has a `/`, else in `$PATH`.
+fn find_program(prog: &Path) -> Option<PathBuf> {
+    let executable = |p: &Path| {
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if prog.as_os_str().as_bytes().contains(&b'/') {
+        return executable(prog).then(|| prog.to_path_buf());
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    std::env::split_paths(&path)
+        .map(|d| d.join(prog))
+        .find(|p| executable(p))
+}
+
+impl Config {
+    /// Checks the command line. The error is the whole message after `rpush: `.
+    pub fn from_cli(cli: Cli) -> Result<Config, String> {
+        let cwd = std::env::current_dir().map_err(|e| format!("current directory: {}", os_error(&e)))?;
+        let cwd = cwd.into_os_string().into_vec();
+
+        if cli.initial && cli.base.is_none() {
+            return Err("--initial needs an explicit -C/--base (a full sync of / is never what you meant)".into());
+        }
+        let base_arg = cli.base.clone().unwrap_or_else(|| PathBuf::from("/"));
+        let base = paths::normalize(&cwd, base_arg.as_os_str().as_bytes());
+        let base_path = Path::new(std::ffi::OsStr::from_bytes(&base));
+        match base_path.metadata() {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(format!("-C {}: not a directory", base_arg.display())),
+            Err(e) => return Err(format!("-C {}: {}", base_arg.display(), os_error(&e))),
+        }
+        let base_str = String::from_utf8_lossy(&base).into_owned();
+
+        if let Some(t) = &cli.dest {
+            hosts::check_template(t).map_err(|e| format!("--dest: {e}"))?;
+        }
+        let mut targets: Vec<Target> = Vec::new();
+        for f in &cli.hosts {
+            targets.extend(hosts::read_hosts_file(f, cli.dest.as_deref(), &base_str)?);
+        }
+        for t in &cli.targets {
+            targets.push(
+                hosts::make_target(t, cli.dest.as_deref(), &base_str, "-t".into())
+                    .map_err(|e| format!("-t {t}: {e}"))?,
+            );
+        }
+        if targets.is_empty() {
+            return Err("no targets: give -H FILE or -t DEST".into());
+        }
+        for (i, t) in targets.iter().enumerate() {
+            if let Some(prev) = targets[..i].iter().find(|p| p.dest == t.dest) {
+                return Err(format!(
+                    "{}: duplicate target '{}' (also at {})",
+                    t.origin, t.dest, prev.origin
+                ));
+            }
+        }
+        let hosts = targets
+            .iter()
+            .map(|t| {
+                let shared = targets.iter().filter(|o| o.host == t.host).count() > 1;
+                Host {
+                    name: if shared { t.dest.clone() } else { t.host.clone() },
+                    target: t.clone(),
+                }
+            })
+            .collect();
+
+        if let Some(pf) = &cli.password_file {
+            // rsync refuses an other-accessible password file (exit 1, §5.4); say so now.
+            let m = pf
+                .metadata()
+                .map_err(|e| format!("--password-file {}: {}", pf.display(), os_error(&e)))?;
+            if m.permissions().mode() & 0o006 != 0 {
+                return Err(format!(
+                    "--password-file {}: must not be accessible by others (rsync refuses it): chmod 600 it",
+                    pf.display()
+                ));
+            }
+        }
+        // `--on-push` takes hyphenated arguments (`ssh -p 22 ...`), so clap hands it a
+        // following `-- RSYNC_OPTIONS` too; `--` ends the command as documented.
+        let mut cli = cli;
+        if let Some(cmd) = &mut cli.on_push
+            && let Some(i) = cmd.iter().position(|a| a == "--")
+        {
+            let rest: Vec<OsString> = cmd.drain(i..).skip(1).collect();
+            cli.rsync_options.splice(0..0, rest);
+        }
+        let rsync = find_program(&cli.rsync)
+            .ok_or_else(|| format!("--rsync {}: not found or not executable", cli.rsync.display()))?;
+        if let Some(cmd) = &cli.on_push {
+            let Some(prog) = cmd.first() else {
+                return Err("--on-push: no command".into());
+            };
+            if find_program(Path::new(prog)).is_none() {
+                return Err(format!(
+                    "--on-push {}: not found or not executable",
+                    Path::new(prog).display()
+                ));
+            }
+        }
+        if cli.retry_min.is_zero() {
+            return Err("--retry-min: must be more than 0".into());
+        }
+        if cli.retry_min > cli.retry_max {
+            return Err("--retry-min: must not be longer than --retry-max".into());
+        }
+        if cli.watchdog.is_zero() {
+            return Err("--watchdog: must be more than 0".into());
+        }
+        let password_file = cli.password_file.as_ref().map(|p| {
+            // rsync runs in our directory, but make it absolute for the logs' sake.
+            let abs = paths::normalize(&cwd, p.as_os_str().as_bytes());
+            OsString::from_vec(abs)
+        });
+        let verbosity = match (cli.quiet, cli.verbose) {
+            (true, _) => Verbosity::Quiet,
+            (false, 0) => Verbosity::Normal,
+            (false, 1) => Verbosity::Verbose,
+            _ => Verbosity::Debug,
+        };
+        Ok(Config {
+            hosts,
+            cwd,
+            rsync,
+            settings: Settings {
+                base,
+                password_file,
+                rsh: cli.rsh,
+                timeout: cli.timeout,
+                contimeout: cli.contimeout,
+                extra: cli.rsync_options,
+            },
+            delim: if cli.null { 0 } else { b'\n' },
+            jobs: cli.jobs as usize,
+            watchdog: cli.watchdog,
+            backoff: Backoff {
+                min: cli.retry_min,
+                max: cli.retry_max,
+            },
+            drain_timeout: cli.drain_timeout,
+            initial: cli.initial,
+            on_push: cli.on_push,
+            status: cli.status,
+            verbosity,
+        })
+    }
+}

@@ -1,0 +1,747 @@
+//! One worker thread per host, and the rsync (and `--on-push`) child processes it runs.
+//!
+//! Each host has its own pending set. The reader thread adds every batch to every
+//! host's set; a worker takes the whole set when its host is ready (not backing off, a
+//! job slot free), so batches that arrive while an rsync runs merge into the next run.
+//! A failed run puts its paths back into the set, merged with whatever arrived since.
+//! Hosts share nothing but the `-j` job slots, so a slow or dead host never delays
+//! another.
+//!
+//! The watchdog: rsync's `--timeout` and `--contimeout` miss some hangs (a listener that
+//! accepts and never speaks, a stuck ssh), so while rsync runs the worker watches for
+//! progress (output, or bytes rsync reads or writes according to `/proc/PID/io`) and
+//! kills rsync's process group (rsync and its ssh) after `--watchdog` without any.
+
+use std::collections::BTreeSet;
+use std::ffi::{OsStr, OsString};
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+
+use super::collapse::{self, Kind, Plan};
+use super::config::{Config, Host};
+use super::log::Log;
+use super::paths;
+use super::retry::{Class, RetryState};
+use super::rsync::{self, Ended, Verdict};
+use crate::common::msg::escape_bytes;
+
+/// How long a killed child gets between SIGTERM and SIGKILL.
+const KILL_GRACE: Duration = Duration::from_secs(2);
+
+/// One host's queue and history, behind its mutex.
+#[derive(Debug, Default)]
+pub struct HostState {
+    pub pending: BTreeSet<Vec<u8>>,
+    /// Paths in the rsync that is running now.
+    pub in_flight: usize,
+    pub running: bool,
+    /// No more batches will come.
+    pub input_done: bool,
+    pub retry: RetryState,
+    pub pushes: u64,
+    pub last_success: Option<String>,
+    pub last_error: Option<(String, String)>,
+}
+
+impl HostState {
+    /// Nothing pending, nothing running.
+    pub fn idle(&self) -> bool {
+        self.pending.is_empty() && !self.running
+    }
+}
+
+pub struct HostSlot {
+    pub host: Host,
+    pub state: Mutex<HostState>,
+    pub cv: Condvar,
+}
+
+impl HostSlot {
+    pub fn lock(&self) -> MutexGuard<'_, HostState> {
+        // A worker that panicked leaves consistent data (plain sets and counters).
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A counting semaphore for `-j`.
+pub struct Slots {
+    free: Mutex<usize>,
+    cv: Condvar,
+}
+
+impl Slots {
+    pub fn new(n: usize) -> Slots {
+        Slots {
+            free: Mutex::new(n),
+            cv: Condvar::new(),
+        }
+    }
+
+    /// Takes a slot; gives up (false) once `stop` is set.
+    fn acquire(&self, stop: &AtomicBool) -> bool {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        while *free == 0 {
+            if stop.load(Ordering::SeqCst) {
+                return false;
+            }
+            free = self
+                .cv
+                .wait_timeout(free, Duration::from_millis(100))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        *free -= 1;
+        true
+    }
+
+    fn release(&self) {
+        *self.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.cv.notify_one();
+    }
+}
+
+/// What the workers, the reader and the main thread share.
+pub struct Shared {
+    pub cfg: Config,
+    pub log: Log,
+    pub hosts: Vec<HostSlot>,
+    pub slots: Slots,
+    /// Set at the end (drain timeout, signal): workers finish and kill their rsync.
+    pub stop: AtomicBool,
+    /// Bumped on every change worth a new status file.
+    pub generation: AtomicU64,
+}
+
+impl Shared {
+    pub fn new(cfg: Config) -> Shared {
+        let log = Log {
+            verbosity: cfg.verbosity,
+        };
+        let hosts = cfg
+            .hosts
+            .iter()
+            .map(|h| HostSlot {
+                host: h.clone(),
+                state: Mutex::new(HostState::default()),
+                cv: Condvar::new(),
+            })
+            .collect();
+        let slots = Slots::new(cfg.jobs);
+        Shared {
+            cfg,
+            log,
+            hosts,
+            slots,
+            stop: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    pub fn bump(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+}
+
+pub fn now_string() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// The worker loop for host `idx`; returns when its input is done and everything is
+/// delivered, or when rpush stops.
+pub fn host_worker(sh: &Shared, idx: usize) {
+    let slot = &sh.hosts[idx];
+    let name = &slot.host.name;
+    loop {
+        let batch = {
+            let mut st = slot.lock();
+            loop {
+                if sh.stopping() {
+                    return;
+                }
+                if st.pending.is_empty() {
+                    if st.input_done {
+                        return;
+                    }
+                    st = slot.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+                    continue;
+                }
+                let now = Instant::now();
+                if st.retry.ready(now) {
+                    break;
+                }
+                let wait = st.retry.wait(now);
+                st = slot.cv.wait_timeout(st, wait).unwrap_or_else(|e| e.into_inner()).0;
+            }
+            let batch = std::mem::take(&mut st.pending);
+            st.in_flight = batch.len();
+            st.running = true;
+            batch
+        };
+        sh.bump();
+        if !sh.slots.acquire(&sh.stop) {
+            let mut st = slot.lock();
+            st.pending.extend(batch);
+            st.running = false;
+            st.in_flight = 0;
+            return;
+        }
+        let outcome = push(sh, &slot.host, &batch);
+        sh.slots.release();
+        let mut st = slot.lock();
+        st.running = false;
+        st.in_flight = 0;
+        let mut hook = None;
+        match outcome {
+            Outcome::Delivered { requeue, hook: h } => {
+                hook = h;
+                st.pushes += 1;
+                st.last_success = Some(now_string());
+                let ended = st.retry.succeed();
+                if ended > 0 {
+                    sh.log.info(&format!(
+                        "{name}: recovered after {ended} failed attempt{}",
+                        plural(ended as usize)
+                    ));
+                }
+                st.pending.extend(requeue);
+            }
+            Outcome::Failed { class, reason, key } => {
+                st.pending.extend(batch);
+                if sh.stopping() {
+                    // Killed because rpush is stopping: not news about the host.
+                    return;
+                }
+                let f = st.retry.fail(&sh.cfg.backoff, Instant::now(), class, &key);
+                let kind = match class {
+                    Class::Temporary => "temporary",
+                    Class::Permanent => "permanent",
+                };
+                let msg = format!(
+                    "{name}: push failed ({kind}, attempt {}): {reason}; {} path{} pending, retry in {}",
+                    st.retry.failures,
+                    st.pending.len(),
+                    plural(st.pending.len()),
+                    human_duration(f.delay)
+                );
+                if f.news {
+                    sh.log.error(&msg);
+                } else {
+                    sh.log.debug(&msg);
+                }
+                st.last_error = Some((now_string(), reason));
+            }
+        }
+        drop(st);
+        sh.bump();
+        // After the job slot is released (-j counts rsyncs) and before this host's next
+        // push, so a reload always follows the push it is about.
+        if let (Some(plan), Some(cmd)) = (hook, &sh.cfg.on_push) {
+            run_hook(sh, &slot.host, cmd, &plan);
+        }
+    }
+}
+
+pub fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+pub fn human_duration(d: Duration) -> String {
+    if d < Duration::from_secs(10) && d.subsec_millis() != 0 {
+        format!("{:.1}s", d.as_secs_f64())
+    } else {
+        format!("{}s", d.as_secs())
+    }
+}
+
+enum Outcome {
+    /// Delivered; `requeue` are paths that changed while rsync ran (exit 24).
+    Delivered {
+        requeue: Vec<Vec<u8>>,
+        /// What to tell `--on-push` about, when it is set and something changed.
+        hook: Option<Plan>,
+    },
+    Failed {
+        class: Class,
+        reason: String,
+        key: String,
+    },
+}
+
+/// What a relative path is on the source now (lstat: a symlink is a symlink).
+fn stat_kind(base: &[u8], rel: &[u8]) -> Kind {
+    let p = paths::join(base, rel);
+    match std::fs::symlink_metadata(OsStr::from_bytes(&p)) {
+        Ok(m) if m.is_dir() => Kind::Dir,
+        Ok(_) => Kind::Other,
+        Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR) => Kind::Missing,
+        // Unreadable: let rsync try and report it.
+        Err(_) => Kind::Other,
+    }
+}
+
+/// Refuses to run when the base is gone or empty: with `--delete-missing-args`
+/// everything listed would be deleted on the target (an unmounted disk must not wipe
+/// every host).
+fn check_base(base: &[u8]) -> Result<(), String> {
+    if base == b"/" {
+        return Ok(());
+    }
+    let shown = escape_bytes(base);
+    match std::fs::read_dir(OsStr::from_bytes(base)) {
+        Ok(mut d) => match d.next() {
+            Some(_) => Ok(()),
+            None => Err(format!(
+                "refusing to push: base {shown} is empty (unmounted disk?); nothing deleted"
+            )),
+        },
+        Err(e) => Err(format!(
+            "refusing to push: base {shown}: {} (unmounted disk?); nothing deleted",
+            super::os_error(&e)
+        )),
+    }
+}
+
+/// One push of `batch` to `host`.
+fn push(sh: &Shared, host: &Host, batch: &BTreeSet<Vec<u8>>) -> Outcome {
+    let base = &sh.cfg.settings.base;
+    if let Err(reason) = check_base(base) {
+        return Outcome::Failed {
+            class: Class::Permanent,
+            key: reason.clone(),
+            reason,
+        };
+    }
+    let plan = collapse::collapse(batch, |rel| stat_kind(base, rel));
+    let mut list = Vec::new();
+    for e in plan.entries() {
+        list.extend_from_slice(&paths::wire(e));
+        list.push(0);
+    }
+    let args = rsync::args(&sh.cfg.settings, &host.target);
+    sh.log.verbose(&format!(
+        "{}: {} ({} deletion{} and {} update{} on stdin)",
+        host.name,
+        rsync::display(&sh.cfg.rsync, &args),
+        plan.deletions.len(),
+        plural(plan.deletions.len()),
+        plan.updates.len(),
+        plural(plan.updates.len())
+    ));
+    let run = run_child(&sh.cfg.rsync, &args, &[], list, sh.cfg.watchdog, &sh.stop);
+    match rsync::classify(run.ended, &run.stderr) {
+        Verdict::Ok { vanished } => {
+            let report = rsync::parse_stdout(&run.stdout);
+            let mut requeue = Vec::new();
+            if vanished {
+                // Exit 24: something changed under rsync. Whatever now differs from what
+                // we told rsync goes round again.
+                requeue.extend(
+                    plan.deletions
+                        .iter()
+                        .filter(|p| stat_kind(base, p) != Kind::Missing)
+                        .cloned(),
+                );
+                requeue.extend(
+                    plan.updates
+                        .iter()
+                        .filter(|p| stat_kind(base, p) == Kind::Missing)
+                        .cloned(),
+                );
+            }
+            sh.log.info(&format!(
+                "{}: pushed {} path{} ({} deleted, {} updated): {} change{}, {} bytes, {:.2}s{}",
+                host.name,
+                plan.len(),
+                plural(plan.len()),
+                plan.deletions.len(),
+                plan.updates.len(),
+                report.changed,
+                plural(report.changed as usize),
+                report.bytes,
+                run.elapsed.as_secs_f64(),
+                if vanished {
+                    ", some files vanished during the transfer (exit 24)"
+                } else {
+                    ""
+                }
+            ));
+            let hook = (report.changed > 0 && sh.cfg.on_push.is_some()).then_some(plan);
+            Outcome::Delivered { requeue, hook }
+        }
+        Verdict::Failed { class, reason, key } => {
+            let reason = match &run.spawn_error {
+                Some(e) => format!("{reason}: {}: {e}", sh.cfg.rsync.display()),
+                None => reason,
+            };
+            Outcome::Failed { class, reason, key }
+        }
+    }
+}
+
+/// Runs the `--on-push` command for a push that changed something.
+fn run_hook(sh: &Shared, host: &Host, cmd: &[OsString], plan: &Plan) {
+    let hostname = host.target.host.as_bytes();
+    let argv: Vec<OsString> = cmd
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            if i == 0 {
+                a.clone()
+            } else {
+                OsString::from_vec(replace(a.as_bytes(), b"{}", hostname))
+            }
+        })
+        .collect();
+    let mut stdin = Vec::new();
+    for e in plan.entries() {
+        stdin.extend_from_slice(&paths::join(&sh.cfg.settings.base, e));
+        stdin.push(sh.cfg.delim);
+    }
+    let env = [
+        ("RPUSH_HOST", host.target.host.as_str()),
+        ("RPUSH_DEST", host.target.dest.as_str()),
+    ];
+    let program = Path::new(&argv[0]);
+    let run = run_child(program, &argv[1..], &env, stdin, sh.cfg.watchdog, &sh.stop);
+    let shown = rsync::display(program, &argv[1..]);
+    match run.ended {
+        Ended::Code(0) => sh.log.verbose(&format!("{}: --on-push {shown}: ok", host.name)),
+        Ended::Code(c) => sh
+            .log
+            .error(&format!("{}: --on-push {shown}: exit status {c}", host.name)),
+        Ended::Signal(s) => sh
+            .log
+            .error(&format!("{}: --on-push {shown}: killed by signal {s}", host.name)),
+        Ended::Watchdog => sh
+            .log
+            .error(&format!("{}: --on-push {shown}: killed by the watchdog", host.name)),
+        Ended::NotStarted => sh.log.error(&format!(
+            "{}: --on-push {shown}: cannot run: {}",
+            host.name,
+            run.spawn_error.unwrap_or_default()
+        )),
+    }
+    // The hook's own output goes to our stderr, each line marked with the host.
+    for line in run
+        .stdout
+        .split(|&b| b == b'\n')
+        .chain(run.stderr.split(|&b| b == b'\n'))
+    {
+        if !line.is_empty() {
+            sh.log
+                .info(&format!("{}: --on-push: {}", host.name, escape_bytes(line)));
+        }
+    }
+}
+
+fn replace(hay: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(hay.len());
+    let mut i = 0;
+    while i < hay.len() {
+        if hay[i..].starts_with(from) {
+            out.extend_from_slice(to);
+            i += from.len();
+        } else {
+            out.push(hay[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// The result of one child process.
+pub struct ChildRun {
+    pub ended: Ended,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub elapsed: Duration,
+    pub spawn_error: Option<String>,
+}
+
+enum Ev {
+    Out(Vec<u8>),
+    Err(Vec<u8>),
+    Closed,
+}
+
+fn reader(mut r: impl Read + Send + 'static, tx: mpsc::Sender<Ev>, out: bool) {
+    thread::spawn(move || {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    let chunk = buf[..n].to_vec();
+                    let _ = tx.send(if out { Ev::Out(chunk) } else { Ev::Err(chunk) });
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        let _ = tx.send(Ev::Closed);
+    });
+}
+
+/// rchar + wchar of a process: bytes it read or wrote through any descriptor.
+fn io_counter(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    let mut total = 0u64;
+    for line in s.lines() {
+        if let Some(v) = line.strip_prefix("rchar: ").or_else(|| line.strip_prefix("wchar: ")) {
+            total = total.wrapping_add(v.trim().parse().ok()?);
+        }
+    }
+    Some(total)
+}
+
+fn killgroup(child: &Child, sig: Signal) {
+    // The child leads its own process group (process_group(0) below), so this reaches
+    // rsync's ssh too. ESRCH (already gone) is fine.
+    let _ = killpg(Pid::from_raw(child.id() as i32), sig);
+}
+
+/// Runs `program args` with `input` on its stdin, collecting stdout and stderr, under
+/// the watchdog; gives up (kills it) when `stop` is set.
+pub fn run_child(
+    program: &Path,
+    args: &[OsString],
+    env: &[(&str, &str)],
+    input: Vec<u8>,
+    watchdog: Duration,
+    stop: &AtomicBool,
+) -> ChildRun {
+    let start = Instant::now();
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own process group: the watchdog can kill rsync with its ssh, and a Ctrl-C
+        // on the terminal reaches rpush alone, which then stops its children itself.
+        .process_group(0);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            return ChildRun {
+                ended: Ended::NotStarted,
+                stdout: vec![],
+                stderr: vec![],
+                elapsed: start.elapsed(),
+                spawn_error: Some(super::os_error(&e)),
+            };
+        }
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        // A separate thread: a child that never reads its stdin must not block the
+        // watchdog. Killing the child ends the write with EPIPE (SIGPIPE is ignored).
+        thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+    }
+    let (tx, rx) = mpsc::channel();
+    if let Some(o) = child.stdout.take() {
+        reader(o, tx.clone(), true);
+    }
+    if let Some(e) = child.stderr.take() {
+        reader(e, tx.clone(), false);
+    }
+    drop(tx);
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let mut open = 2;
+    let mut last_progress = Instant::now();
+    let mut last_io = io_counter(child.id());
+    let mut killed_at: Option<Instant> = None;
+    let mut watchdog_fired = false;
+    let mut exited_at: Option<Instant> = None;
+    let mut status = None;
+    loop {
+        if open > 0 {
+            // Wakes on output, so an exit (which closes the pipes) is seen at once.
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(Ev::Out(b)) => {
+                    stdout.extend_from_slice(&b);
+                    last_progress = Instant::now();
+                }
+                Ok(Ev::Err(b)) => {
+                    stderr.extend_from_slice(&b);
+                    last_progress = Instant::now();
+                }
+                Ok(Ev::Closed) => open -= 1,
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => open = 0,
+            }
+        } else {
+            // Pipes closed but maybe still running (a hook that closed its output):
+            // keep polling rather than block in wait(2), so the watchdog still applies.
+            thread::sleep(Duration::from_millis(10));
+        }
+        if status.is_none() {
+            status = child.try_wait().ok().flatten();
+            if status.is_some() {
+                exited_at = Some(Instant::now());
+            }
+        }
+        if let Some(t) = exited_at {
+            // Exited; a grandchild (ssh) may hold the pipes a little longer.
+            if open == 0 || t.elapsed() > Duration::from_millis(500) {
+                break;
+            }
+            continue;
+        }
+        let io = io_counter(child.id());
+        if io.is_some() && io != last_io {
+            last_io = io;
+            last_progress = Instant::now();
+        }
+        match killed_at {
+            None => {
+                let stopping = stop.load(Ordering::SeqCst);
+                if stopping || last_progress.elapsed() >= watchdog {
+                    watchdog_fired = !stopping;
+                    killgroup(&child, Signal::SIGTERM);
+                    killed_at = Some(Instant::now());
+                }
+            }
+            Some(t) if t.elapsed() >= KILL_GRACE => {
+                killgroup(&child, Signal::SIGKILL);
+                killed_at = Some(Instant::now() + Duration::from_secs(3600));
+            }
+            Some(_) => {}
+        }
+    }
+    let ended = if watchdog_fired {
+        Ended::Watchdog
+    } else {
+        match status {
+            Some(st) => match (st.code(), st.signal()) {
+                (Some(c), _) => Ended::Code(c),
+                (None, Some(s)) => Ended::Signal(s),
+                (None, None) => Ended::Signal(0),
+            },
+            None => Ended::Signal(0),
+        }
+    };
+    ChildRun {
+        ended,
+        stdout,
+        stderr,
+        elapsed: start.elapsed(),
+        spawn_error: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholder_replacement() {
+        assert_eq!(replace(b"root@{}:{}", b"{}", b"web1"), b"root@web1:web1");
+        assert_eq!(replace(b"none", b"{}", b"x"), b"none");
+    }
+
+    #[test]
+    fn watchdog_kills_a_silent_child() {
+        let stop = AtomicBool::new(false);
+        let run = run_child(
+            Path::new("sleep"),
+            &["30".into()],
+            &[],
+            vec![],
+            Duration::from_millis(300),
+            &stop,
+        );
+        assert_eq!(run.ended, Ended::Watchdog);
+        assert!(run.elapsed < Duration::from_secs(5), "{:?}", run.elapsed);
+    }
+
+    #[test]
+    fn watchdog_escalates_to_sigkill() {
+        let stop = AtomicBool::new(false);
+        let args: Vec<OsString> = vec!["-c".into(), "trap '' TERM; sleep 30 & wait; sleep 30".into()];
+        let run = run_child(Path::new("sh"), &args, &[], vec![], Duration::from_millis(200), &stop);
+        assert_eq!(run.ended, Ended::Watchdog);
+        assert!(
+            run.elapsed >= KILL_GRACE && run.elapsed < KILL_GRACE * 3,
+            "{:?}",
+            run.elapsed
+        );
+    }
+
+    #[test]
+    fn watchdog_still_applies_after_the_child_closes_its_output() {
+        let stop = AtomicBool::new(false);
+        let args: Vec<OsString> = vec!["-c".into(), "exec >&- 2>&-; sleep 30".into()];
+        let run = run_child(Path::new("sh"), &args, &[], vec![], Duration::from_millis(300), &stop);
+        assert_eq!(run.ended, Ended::Watchdog);
+        assert!(run.elapsed < Duration::from_secs(5), "{:?}", run.elapsed);
+    }
+
+    #[test]
+    fn stop_kills_without_blaming_the_watchdog() {
+        let stop = AtomicBool::new(true);
+        let run = run_child(
+            Path::new("sleep"),
+            &["30".into()],
+            &[],
+            vec![],
+            Duration::from_secs(60),
+            &stop,
+        );
+        assert_eq!(run.ended, Ended::Signal(libc::SIGTERM));
+    }
+
+    #[test]
+    fn child_output_and_status_are_collected() {
+        let stop = AtomicBool::new(false);
+        let args: Vec<OsString> = vec!["-c".into(), "cat; echo err >&2; exit 3".into()];
+        let run = run_child(
+            Path::new("sh"),
+            &args,
+            &[],
+            b"in\0put".to_vec(),
+            Duration::from_secs(10),
+            &stop,
+        );
+        assert_eq!(run.ended, Ended::Code(3));
+        assert_eq!(run.stdout, b"in\0put");
+        assert_eq!(run.stderr, b"err\n");
+        let run = run_child(
+            Path::new("/nonexistent/x"),
+            &[],
+            &[],
+            vec![],
+            Duration::from_secs(1),
+            &stop,
+        );
+        assert_eq!(run.ended, Ended::NotStarted);
+        assert!(run.spawn_error.unwrap().contains("No such file"));
+    }
+
+    #[test]
+    fn base_check_refuses_empty_and_missing() {
+        let d = tempfile::tempdir().unwrap();
+        let b = d.path().as_os_str().as_bytes().to_vec();
+        assert!(check_base(&b).unwrap_err().contains("is empty"));
+        std::fs::write(d.path().join("f"), "x").unwrap();
+        assert!(check_base(&b).is_ok());
+        assert!(check_base(b"/nonexistent-base").unwrap_err().contains("No such file"));
+        assert!(check_base(b"/").is_ok());
+    }
+}

@@ -11,7 +11,10 @@ use clap_complete::Shell;
 
 /// Each tool: its name and its clap description.
 fn tools() -> Vec<(&'static str, clap::Command)> {
-    vec![("rwait", syncpipe::rwait::cli::command()), ("rbatch", syncpipe::rbatch::command())]
+    vec![
+        ("rwait", syncpipe::rwait::cli::command()),
+        ("rbatch", syncpipe::rbatch::command()),
+    ]
 }
 
 fn root() -> PathBuf {

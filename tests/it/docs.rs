@@ -14,6 +14,7 @@ fn tools() -> Vec<(&'static str, clap::Command)> {
     vec![
         ("rwait", syncpipe::rwait::cli::command()),
         ("rbatch", syncpipe::rbatch::command()),
+        ("rpush", syncpipe::rpush::command()),
     ]
 }
 

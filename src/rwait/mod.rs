@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod events;
 pub mod format;
+pub mod output;
 pub mod run;
 pub mod watch;
 

@@ -1,38 +1,38 @@
 //! Setting up and running the watch: the same start-up order as inotifywait (so the
 //! same error wins when several are possible), then the event loop.
 //!
-//! A dedicated thread drains the inotify descriptor into memory as fast as the kernel
-//! fills it, so a consumer that stops reading for seconds never makes the kernel queue
-//! overflow; the main thread turns events into output and writes everything that came
-//! from one kernel read (or several, if they queued up) in one `write`, flushing before
-//! it waits again so that a pipeline still sees each event at once.
+//! One loop polls the inotify descriptor (and, when output is waiting, the output
+//! pipe), reads whatever the kernel has, turns it into output and hands everything
+//! that came from one read to [`Output`] in one piece: one `write` per kernel read
+//! instead of one per event, and nothing waits in a buffer while rwait sleeps. Output
+//! never blocks the loop (see `output`), so a consumer that stops reading for seconds
+//! never makes the kernel's queue overflow.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::io::{self, Write};
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use inotify::Inotify;
 
 use super::cli::{self, Args, strerror_text};
 use super::events::*;
 use super::format::{Renderer, View};
+use super::output::Output;
 use super::watch::{Found, Table, WalkError, WalkMode, skippable};
 use crate::sys::regex::PosixRegex;
 use crate::sys::{strftime, syslog};
 
-/// One event as read from the kernel (or synthesised for an entry found in a new
-/// directory).
-#[derive(Debug, Clone)]
-struct Ev {
+/// One event as read from the kernel (its name borrowed from the read buffer), or
+/// synthesised for an entry found in a new directory.
+#[derive(Debug, Clone, Copy)]
+struct Ev<'a> {
     wd: i32,
     mask: u32,
     cookie: u32,
-    name: Vec<u8>,
+    name: &'a [u8],
 }
 
 /// Where diagnostics after start-up go: stderr, or syslog with `-s`/`-d`.
@@ -211,17 +211,6 @@ fn setup_and_watch(a: Args) -> Result<u8, u8> {
         log.line("Watches established.");
     }
 
-    let (tx, rx) = mpsc::channel();
-    let gate = Arc::new(Mutex::new(()));
-    let reader_gate = gate.clone();
-    std::thread::Builder::new()
-        .name("inotify-reader".into())
-        .spawn(move || reader(ino, tx, &reader_gate))
-        .map_err(|e| {
-            log.line(&format!("rwait: starting the reader thread: {e}"));
-            1
-        })?;
-
     let mut st = State {
         table,
         roots,
@@ -237,9 +226,9 @@ fn setup_and_watch(a: Args) -> Result<u8, u8> {
         out: Vec::with_capacity(64 * 1024),
         scratch: Vec::new(),
         log,
-        gate,
     };
-    Ok(st.event_loop(&rx, a.timeout))
+    let mut output = Output::for_stdout();
+    Ok(st.event_loop(ino, &mut output, a.timeout))
 }
 
 /// Reads `--fromfile` like inotifywait's `fgets` into a 4096-byte buffer: one entry
@@ -332,55 +321,9 @@ fn watch_operand(
     }
 }
 
-type Batch = io::Result<Vec<Ev>>;
-
-/// The drain thread: reads the inotify descriptor whenever it is readable and hands
-/// each read's events to the main thread, never waiting for it.
-///
-/// It holds `gate` while reading; the main thread holds it while walking a new
-/// directory, so that the events the walk itself causes stay in the kernel queue
-/// together and the kernel merges repeats (two `getdents` calls, one `ACCESS` line)
-/// exactly as it does for single-threaded inotifywait.
-fn reader(mut ino: Inotify, tx: Sender<Batch>, gate: &Mutex<()>) {
-    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        {
-            let mut fds = [PollFd::new(ino.as_fd(), PollFlags::POLLIN)];
-            match poll(&mut fds, PollTimeout::NONE) {
-                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-                Err(e) => {
-                    let _ = tx.send(Err(io::Error::from(e)));
-                    return;
-                }
-            }
-        }
-        let _held = gate.lock().unwrap_or_else(|e| e.into_inner());
-        loop {
-            match ino.read_events(&mut buf) {
-                Ok(events) => {
-                    let batch: Vec<Ev> = events
-                        .map(|e| Ev {
-                            wd: e.wd.get_watch_descriptor_id(),
-                            mask: e.mask.bits(),
-                            cookie: e.cookie,
-                            name: e.name.map(|n| n.as_bytes().to_vec()).unwrap_or_default(),
-                        })
-                        .collect();
-                    if tx.send(Ok(batch)).is_err() {
-                        return;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                    return;
-                }
-            }
-        }
-    }
-}
+/// How long to let a stream of events accumulate after a read that returned some.
+const COALESCE: Duration = Duration::from_micros(COALESCE_US);
+const COALESCE_US: u64 = 500;
 
 /// Everything the event loop works with.
 struct State {
@@ -405,8 +348,6 @@ struct State {
     out: Vec<u8>,
     scratch: Vec<u8>,
     log: Log,
-    /// Held while walking, to keep the reader out (see [`reader`]).
-    gate: Arc<Mutex<()>>,
 }
 
 enum Flow {
@@ -415,66 +356,103 @@ enum Flow {
 }
 
 impl State {
-    fn event_loop(&mut self, rx: &Receiver<Batch>, timeout: u32) -> u8 {
-        let wait = Duration::from_secs(u64::from(timeout));
+    fn event_loop(&mut self, mut ino: Inotify, output: &mut Output, timeout: u32) -> u8 {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        // Large enough that a burst is read in few calls; a read shorter than this by
+        // more than one event's size means the queue was empty.
+        let mut buf = vec![0u8; 256 * 1024];
+        let wait = (timeout > 0).then(|| Duration::from_secs(u64::from(timeout)));
+        // The inactivity timeout starts again after every read (as inotifywait's
+        // select() does), not when output drains.
+        let mut deadline = wait.map(|w| Instant::now() + w);
         loop {
-            let first = if timeout > 0 {
-                match rx.recv_timeout(wait) {
-                    Ok(b) => b,
-                    Err(RecvTimeoutError::Timeout) => return 2,
-                    Err(RecvTimeoutError::Disconnected) => return 1,
+            let (inotify_ready, room) = {
+                let room_fd = output.wants_room();
+                let mut fds = vec![PollFd::new(ino.as_fd(), PollFlags::POLLIN)];
+                if let Some(fd) = room_fd {
+                    fds.push(PollFd::new(fd, PollFlags::POLLOUT));
                 }
-            } else {
-                match rx.recv() {
-                    Ok(b) => b,
-                    Err(_) => return 1,
-                }
-            };
-            let mut next = Some(first);
-            // Take everything already read, but write at least every 1 MiB.
-            while let Some(batch) = next.take() {
-                match batch {
-                    Ok(evs) => {
-                        for ev in evs {
-                            if let Flow::Exit(code) = self.process(ev, false) {
-                                self.flush();
-                                return code;
-                            }
-                        }
+                let t = match deadline {
+                    None => PollTimeout::NONE,
+                    Some(d) => {
+                        let left = d.saturating_duration_since(Instant::now());
+                        // Round up so a deadline is never polled as "now" too early.
+                        PollTimeout::try_from(left + Duration::from_micros(999)).unwrap_or(PollTimeout::MAX)
                     }
+                };
+                match poll(&mut fds, t) {
+                    Ok(_) => {}
+                    Err(nix::errno::Errno::EINTR) => continue,
                     Err(e) => {
-                        self.flush();
-                        self.log.line(&strerror_text(&e));
+                        self.log.line(&strerror_text(&io::Error::from(e)));
+                        output.finish();
                         return 1;
                     }
                 }
-                if self.out.len() < 1 << 20 {
-                    next = rx.try_recv().ok();
+                let ready = |f: &PollFd<'_>| f.revents().is_some_and(|r| !r.is_empty());
+                (ready(&fds[0]), fds.get(1).is_some_and(ready))
+            };
+            if room {
+                output.on_room();
+            }
+            if !inotify_ready {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    output.finish();
+                    return 2;
+                }
+                continue;
+            }
+            loop {
+                let n = match ino.read_events(&mut buf) {
+                    Ok(events) => {
+                        let mut n = 0;
+                        for e in events {
+                            n += 16 + e.name.map_or(0, |s| s.len());
+                            let ev = Ev {
+                                wd: e.wd.get_watch_descriptor_id(),
+                                mask: e.mask.bits(),
+                                cookie: e.cookie,
+                                name: e.name.map(|n| n.as_bytes()).unwrap_or_default(),
+                            };
+                            if let Flow::Exit(code) = self.process(ev, false) {
+                                output.submit(&mut self.out);
+                                output.finish();
+                                return code;
+                            }
+                        }
+                        n
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        output.submit(&mut self.out);
+                        output.finish();
+                        self.log.line(&strerror_text(&e));
+                        return 1;
+                    }
+                };
+                // Names are padded, so `n` undercounts; a read that left a quarter of
+                // the buffer unused certainly drained the queue.
+                if n < buf.len() * 3 / 4 {
+                    break;
+                }
+                // Write at least every few megabytes during a long burst.
+                if self.out.len() > 4 << 20 {
+                    output.submit(&mut self.out);
                 }
             }
-            self.flush();
+            deadline = wait.map(|w| Instant::now() + w);
+            output.submit(&mut self.out);
+            // Coalesce a burst: the first event is read as soon as it arrives, but
+            // waking for every few events of a stream costs more than the events
+            // themselves (a sleep and a wake-up each time). Everything read so far has
+            // been handed to the output; what arrives meanwhile waits at most this long.
+            std::thread::sleep(COALESCE);
         }
-    }
-
-    fn flush(&mut self) {
-        if self.out.is_empty() {
-            return;
-        }
-        use std::os::fd::FromRawFd;
-        // SAFETY: fd 1 is open for the life of the process; ManuallyDrop keeps the File
-        // from closing it.
-        let mut stdout = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(1) });
-        if let Err(e) = stdout.write_all(&self.out) {
-            // A consumer that went away kills us with SIGPIPE first, as it does
-            // inotifywait; anything else (a full disk under -o) is worth saying.
-            self.log.line(&format!("rwait: writing events: {}", strerror_text(&e)));
-            std::process::exit(1);
-        }
-        self.out.clear();
     }
 
     /// Handles one event: filter, print, then the recursive bookkeeping.
-    fn process(&mut self, ev: Ev, synthetic: bool) -> Flow {
+    fn process(&mut self, ev: Ev<'_>, synthetic: bool) -> Flow {
         if ev.mask & Q_OVERFLOW != 0 {
             return self.overflow();
         }
@@ -487,7 +465,7 @@ impl State {
         if !synthetic
             && ev.mask & CREATE != 0
             && !self.synth_dups.is_empty()
-            && self.synth_dups.remove(&(ev.wd, ev.name.clone()))
+            && self.synth_dups.remove(&(ev.wd, ev.name.to_vec()))
         {
             return Flow::Continue;
         }
@@ -498,7 +476,7 @@ impl State {
             Some((re, exclude)) => {
                 self.scratch.clear();
                 self.scratch.extend_from_slice(watch);
-                self.scratch.extend_from_slice(&ev.name);
+                self.scratch.extend_from_slice(ev.name);
                 self.scratch.push(0);
                 re.is_match_nul(&self.scratch) == *exclude
             }
@@ -507,7 +485,7 @@ impl State {
         if !dropped && wanted && self.quiet < 2 {
             let v = View {
                 watch,
-                name: &ev.name,
+                name: ev.name,
                 mask: ev.mask,
                 cookie: ev.cookie,
             };
@@ -528,11 +506,11 @@ impl State {
 
     /// Recursive bookkeeping for `-m -r`: watch new directories, pair renames by
     /// cookie, drop subtrees that left.
-    fn follow(&mut self, ev: &Ev, dropped: bool) {
+    fn follow(&mut self, ev: &Ev<'_>, dropped: bool) {
         if ev.mask & ISDIR != 0 && ev.mask & (CREATE | MOVED_TO | MOVED_FROM) != 0 {
             let parent = self.table.path(ev.wd).unwrap_or_default().to_vec();
             let mut path = parent;
-            path.extend_from_slice(&ev.name);
+            path.extend_from_slice(ev.name);
             path.push(b'/');
             if ev.mask & MOVED_FROM != 0 {
                 if let Some(wd) = self.table.wd_of_dir(&path) {
@@ -580,11 +558,7 @@ impl State {
             report_all: created,
             rescan: true,
         };
-        let gate = self.gate.clone();
-        let held = gate.lock().unwrap_or_else(|e| e.into_inner());
-        let walked = self.table.walk(path, mode, &mut found);
-        drop(held);
-        match walked {
+        match self.table.walk(path, mode, &mut found) {
             Ok(_) => {}
             Err(WalkError::Io(e)) if skippable(&e) => {}
             Err(WalkError::Io(e)) => {
@@ -610,7 +584,7 @@ impl State {
                 wd: f.wd,
                 mask: CREATE | if f.is_dir { ISDIR } else { 0 },
                 cookie: 0,
-                name: f.name,
+                name: &f.name,
             };
             self.process(ev, true);
         }

@@ -143,15 +143,22 @@ fn shell_code(st: ExitStatus) -> i32 {
 impl Proc {
     /// Spawns `cmd` with stdout and stderr piped (stdin as the caller set it, default null).
     pub fn spawn(mut cmd: Command) -> Proc {
+        cmd.stdout(Stdio::piped());
+        Proc::spawn_keep_stdout(cmd)
+    }
+
+    /// Like [`spawn`](Self::spawn), but stdout goes wherever the caller pointed it
+    /// (then it is not collected).
+    pub fn spawn_keep_stdout(mut cmd: Command) -> Proc {
         let desc = describe(&cmd);
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {desc}: {e}"));
         let out: Sink = Arc::default();
         let err: Sink = Arc::default();
-        let readers = vec![
-            drain(child.stdout.take().unwrap(), out.clone()),
-            drain(child.stderr.take().unwrap(), err.clone()),
-        ];
+        let mut readers = vec![drain(child.stderr.take().unwrap(), err.clone())];
+        if let Some(stdout) = child.stdout.take() {
+            readers.push(drain(stdout, out.clone()));
+        }
         Proc {
             desc,
             child,

@@ -129,10 +129,21 @@ fn new_directory_with_nested_tree_moved_in_is_watched() {
 
 /// 1,000 files in d (creating files is slow on some disks: ~0.4 ms each here).
 const FILES: &str = "cd d && seq 1 1000 | xargs touch";
-/// 17,000 ATTRIB events from re-touching those files 17 times: more than the kernel
-/// queue's default 16,384, and never two identical events in a row, so the kernel
-/// cannot merge any.
-const BURST_17K: &str = "cd d && for i in $(seq 17); do seq 1 1000 | xargs touch; done";
+/// A script that makes more ATTRIB events than the kernel's queue holds
+/// (`fs.inotify.max_queued_events`, 16,384 by default) by re-touching those files;
+/// never two identical events in a row, so the kernel cannot merge any.
+fn burst_past_queue() -> String {
+    let max: u64 = std::fs::read_to_string("/proc/sys/fs/inotify/max_queued_events")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(16384);
+    assert!(
+        max <= 1_000_000,
+        "fs.inotify.max_queued_events is {max}: too large to overflow in a test"
+    );
+    let rounds = max / 1000 + 1;
+    format!("cd d && for i in $(seq {rounds}); do seq 1 1000 | xargs touch; done")
+}
 
 #[test]
 fn overflow_prints_one_line_per_operand_and_warns() {
@@ -144,7 +155,7 @@ fn overflow_prints_one_line_per_operand_and_warns() {
     sh(s.path(), FILES);
     let mut p = rwait(&s, &["-m", "-e", "attrib", "d", "e"]);
     p.signal(libc::SIGSTOP);
-    sh(s.path(), BURST_17K);
+    sh(s.path(), &burst_past_queue());
     p.signal(libc::SIGCONT);
     p.wait_stdout(b"d/ Q_OVERFLOW \n");
     p.wait_stdout(b"e/ Q_OVERFLOW \n");
@@ -163,7 +174,7 @@ fn overflow_in_csv_names_the_operand() {
     sh(s.path(), FILES);
     let mut p = rwait(&s, &["-m", "-c", "-e", "attrib", "d"]);
     p.signal(libc::SIGSTOP);
-    sh(s.path(), BURST_17K);
+    sh(s.path(), &burst_past_queue());
     p.signal(libc::SIGCONT);
     p.wait_stdout(b"d/,Q_OVERFLOW,\n");
 }
@@ -175,7 +186,7 @@ fn overflow_rewatches_directories_created_meanwhile() {
     sh(s.path(), FILES);
     let mut p = rwait(&s, &["-m", "-r", "-e", "attrib,create", "--format", "%w%f", "d"]);
     p.signal(libc::SIGSTOP);
-    sh(s.path(), &format!("{BURST_17K} && mkdir -p late/deeper"));
+    sh(s.path(), &format!("{} && mkdir -p late/deeper", burst_past_queue()));
     p.signal(libc::SIGCONT);
     p.wait_stdout(b"d/\n");
     let pid = p.pid();
@@ -434,4 +445,53 @@ fn names_are_bytes_end_to_end() {
     }
     let w = want.clone();
     p.wait_for("all names", DEADLINE, move |o, _| o == w.as_slice());
+}
+
+#[test]
+fn stalled_socket_reader_loses_no_events() {
+    // A socket cannot be reopened non-blocking the way a pipe is: rwait writes to it
+    // from a writer thread and keeps reading the kernel meanwhile.
+    use std::io::Read;
+    use std::os::unix::net::UnixStream;
+    let s = Scratch::new();
+    s.mkdir("d");
+    sh(s.path(), FILES);
+    let (mut ours, theirs) = UnixStream::pair().unwrap();
+    let mut cmd = Command::new(bin("rwait"));
+    cmd.args(["-m", "-e", "attrib", "--format", "%f", "d"])
+        .current_dir(s.path())
+        .stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs)));
+    let mut p = Proc::spawn_keep_stdout(cmd);
+    p.wait_stderr("Watches established.");
+    // Not reading `ours` while more events arrive than the kernel queue holds.
+    let script = burst_past_queue();
+    sh(s.path(), &script);
+    let rounds: usize = script
+        .split("seq ")
+        .nth(1)
+        .unwrap()
+        .split(')')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let want = rounds * 1000;
+    let mut got = Vec::new();
+    let end = Instant::now() + Duration::from_secs(60);
+    let mut buf = vec![0u8; 1 << 16];
+    ours.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    while got.iter().filter(|&&b| b == b'\n').count() < want {
+        assert!(
+            Instant::now() < end,
+            "only {} of {want} lines",
+            got.iter().filter(|&&b| b == b'\n').count()
+        );
+        match ours.read(&mut buf) {
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => panic!("reading: {e}"),
+        }
+    }
+    let err = p.finish().stderr;
+    assert!(!contains(&err, b"overflow"), "overflow reported: {}", visible(&err));
 }

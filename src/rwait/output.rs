@@ -1,0 +1,189 @@
+//! Where events go: standard output (or the `-o` file dup'ed onto it), written so that
+//! rwait never stops reading the kernel's queue because its reader is slow.
+//!
+//! inotifywait blocks in `write` while its consumer stalls, and meanwhile the kernel's
+//! queue (16384 events by default) overflows and events are lost. rwait keeps what it
+//! cannot write yet in memory and goes on reading:
+//!
+//! * a pipe (the usual case, `rwait | rbatch`) is reopened through `/proc/self/fd/1`
+//!   as a new open file description with `O_NONBLOCK`: rwait's own, so the shared
+//!   descriptor the shell and other processes hold stays blocking; the event loop
+//!   polls it for room next to the inotify descriptor;
+//! * a terminal or socket (which may block, and cannot be reopened safely) gets a
+//!   writer thread fed through a channel;
+//! * a regular file or a device like /dev/null never blocks for long and is written
+//!   directly.
+//!
+//! One thread reads, formats and writes in the first and last cases: one wake-up per
+//! kernel read, like inotifywait, instead of a hand-off between threads per read.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::mem::ManuallyDrop;
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+enum Sink {
+    /// Regular files and devices: plain blocking writes.
+    Direct(ManuallyDrop<File>),
+    /// Our own non-blocking description of the stdout pipe; `pending` holds what did
+    /// not fit yet.
+    Pipe(File),
+    /// A writer thread, for terminals and sockets.
+    Thread(Option<mpsc::Sender<Vec<u8>>>, Option<JoinHandle<()>>),
+}
+
+/// The output side of the event loop.
+pub struct Output {
+    sink: Sink,
+    pending: Vec<u8>,
+}
+
+/// What the writer thread does when a write fails (a consumer that went away has
+/// already killed us with SIGPIPE): report and exit like the main thread would.
+fn write_failed(e: &io::Error) -> ! {
+    let _ = io::stderr().write_all(format!("rwait: writing events: {}\n", super::cli::strerror_text(e)).as_bytes());
+    std::process::exit(1);
+}
+
+fn stdout_file() -> ManuallyDrop<File> {
+    // SAFETY: fd 1 is open for the life of the process; ManuallyDrop keeps the File
+    // from closing it.
+    ManuallyDrop::new(unsafe { File::from_raw_fd(1) })
+}
+
+impl Output {
+    /// Chooses how to write fd 1, after `-o` or `-d` have put the right file there.
+    pub fn for_stdout() -> Output {
+        let sink = match nix::sys::stat::fstat(io::stdout().as_fd()) {
+            Ok(st) => {
+                let kind = st.st_mode & libc::S_IFMT;
+                if kind == libc::S_IFIFO {
+                    // Opening a FIFO for writing with O_NONBLOCK fails (ENXIO) when
+                    // nobody reads it; then writes would only raise SIGPIPE anyway.
+                    match std::fs::OpenOptions::new()
+                        .write(true)
+                        .custom_flags(libc::O_NONBLOCK)
+                        .open("/proc/self/fd/1")
+                    {
+                        Ok(f) => Sink::Pipe(f),
+                        Err(_) => Self::thread(),
+                    }
+                } else if kind == libc::S_IFREG
+                    || (kind == libc::S_IFCHR && !nix::unistd::isatty(io::stdout()).unwrap_or(false))
+                {
+                    Sink::Direct(stdout_file())
+                } else {
+                    Self::thread()
+                }
+            }
+            // fd 1 closed: writes fail with EBADF, reported when they happen.
+            Err(_) => Sink::Direct(stdout_file()),
+        };
+        Output {
+            sink,
+            pending: Vec::new(),
+        }
+    }
+
+    fn thread() -> Sink {
+        let (tx, rx) = mpsc::channel::<Vec<u8>>();
+        let handle = std::thread::Builder::new().name("rwait-writer".into()).spawn(move || {
+            let mut out = stdout_file();
+            for buf in rx {
+                if let Err(e) = out.write_all(&buf) {
+                    write_failed(&e);
+                }
+            }
+        });
+        match handle {
+            Ok(h) => Sink::Thread(Some(tx), Some(h)),
+            // No thread to be had: blocking writes are still correct, only not stall-proof.
+            Err(_) => Sink::Direct(stdout_file()),
+        }
+    }
+
+    /// Hands over `buf` (left empty) to be written: written now as far as possible,
+    /// the rest kept for later.
+    pub fn submit(&mut self, buf: &mut Vec<u8>) {
+        if buf.is_empty() {
+            return;
+        }
+        match &mut self.sink {
+            Sink::Direct(f) => {
+                if let Err(e) = f.write_all(buf) {
+                    write_failed(&e);
+                }
+                buf.clear();
+            }
+            Sink::Thread(tx, _) => {
+                if let Some(tx) = tx {
+                    let _ = tx.send(std::mem::take(buf));
+                }
+            }
+            Sink::Pipe(_) => {
+                if self.pending.is_empty() {
+                    std::mem::swap(&mut self.pending, buf);
+                } else {
+                    self.pending.append(buf);
+                }
+                self.write_some();
+            }
+        }
+    }
+
+    /// Writes as much pending output as the pipe takes without blocking.
+    fn write_some(&mut self) {
+        let Sink::Pipe(f) = &mut self.sink else { return };
+        let mut done = 0;
+        while done < self.pending.len() {
+            match f.write(&self.pending[done..]) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => write_failed(&e),
+            }
+        }
+        self.pending.drain(..done);
+    }
+
+    /// The descriptor to poll for room, when output is waiting for it.
+    pub fn wants_room(&self) -> Option<BorrowedFd<'_>> {
+        match &self.sink {
+            Sink::Pipe(f) if !self.pending.is_empty() => Some(f.as_fd()),
+            _ => None,
+        }
+    }
+
+    /// The pipe has room: write more.
+    pub fn on_room(&mut self) {
+        self.write_some();
+    }
+
+    /// Writes everything still pending, blocking as needed (before exiting).
+    pub fn finish(&mut self) {
+        match &mut self.sink {
+            Sink::Direct(_) => {}
+            Sink::Pipe(_) => {
+                while !self.pending.is_empty() {
+                    if let Some(fd) = self.wants_room() {
+                        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+                        let mut fds = [PollFd::new(fd, PollFlags::POLLOUT)];
+                        let _ = poll(&mut fds, PollTimeout::NONE);
+                    }
+                    self.write_some();
+                }
+            }
+            Sink::Thread(tx, handle) => {
+                drop(tx.take());
+                if let Some(h) = handle.take() {
+                    let _ = h.join();
+                }
+            }
+        }
+    }
+}
+
+use std::os::unix::fs::OpenOptionsExt;

@@ -14,6 +14,16 @@ pub fn eprint(prog: &str, message: &str) {
     let _ = std::io::stderr().lock().write_all(&line);
 }
 
+/// An I/O error as strerror(3) says it, without Rust's " (os error N)" suffix: the
+/// text C tools print, and the cause part of `prog: context: cause`.
+pub fn os_error(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.rfind(" (os error ") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
 /// Renders bytes of a file name for a message: printable ASCII as is, everything else
 /// (newlines, control bytes, non-UTF-8) escaped, so a hostile name cannot forge lines
 /// or terminal escapes in a log.
@@ -34,6 +44,13 @@ pub fn escape_bytes(b: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn os_error_is_strerror_text() {
+        let e = std::io::Error::from_raw_os_error(libc::ENOENT);
+        assert_eq!(os_error(&e), "No such file or directory");
+        assert_eq!(os_error(&std::io::Error::other("plain")), "plain");
+    }
 
     #[test]
     fn escapes_what_could_forge_a_line() {

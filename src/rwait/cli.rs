@@ -9,6 +9,7 @@ use std::ffi::OsString;
 use std::io::Write;
 
 use super::events;
+use crate::common::msg::os_error as strerror_text;
 use crate::sys::getopt::{Getopt, Item, LongOpt, strtol};
 
 /// One command-line option.
@@ -363,15 +364,6 @@ fn parse_timeout(arg: &[u8], err: &mut dyn Write) -> Result<u32, u8> {
         return Err(1);
     }
     Ok(v as u32)
-}
-
-/// strerror(3) text without Rust's " (os error N)" suffix.
-pub fn strerror_text(e: &std::io::Error) -> String {
-    let s = e.to_string();
-    match s.rfind(" (os error ") {
-        Some(i) => s[..i].to_string(),
-        None => s,
-    }
 }
 
 /// `--help`. Not byte-identical to inotifywait's (scripts do not parse help), but the

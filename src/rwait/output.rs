@@ -43,7 +43,7 @@ pub struct Output {
 /// What the writer thread does when a write fails (a consumer that went away has
 /// already killed us with SIGPIPE): report and exit like the main thread would.
 fn write_failed(e: &io::Error) -> ! {
-    let _ = io::stderr().write_all(format!("rwait: writing events: {}\n", super::cli::strerror_text(e)).as_bytes());
+    let _ = io::stderr().write_all(format!("rwait: writing events: {}\n", crate::common::msg::os_error(e)).as_bytes());
     std::process::exit(1);
 }
 

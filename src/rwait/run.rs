@@ -17,11 +17,12 @@ use std::time::{Duration, Instant};
 
 use inotify::Inotify;
 
-use super::cli::{self, Args, strerror_text};
+use super::cli::{self, Args};
 use super::events::*;
 use super::format::{Renderer, View};
 use super::output::Output;
 use super::watch::{Found, Table, WalkError, WalkMode, skippable};
+use crate::common::msg::os_error as strerror_text;
 use crate::sys::regex::PosixRegex;
 use crate::sys::{strftime, syslog};
 

@@ -21,6 +21,7 @@ use std::ffi::OsStr;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
+use std::rc::Rc;
 
 use inotify::{WatchDescriptor, WatchMask, Watches};
 
@@ -28,8 +29,9 @@ use inotify::{WatchDescriptor, WatchMask, Watches};
 #[derive(Debug)]
 struct Watch {
     desc: WatchDescriptor,
-    /// `%w` for events on this watch.
-    path: Vec<u8>,
+    /// `%w` for events on this watch; shared with the path index (one allocation per
+    /// watch: memory per watch is one of rwait's promises).
+    path: Rc<[u8]>,
 }
 
 /// How a walk ended badly.
@@ -71,7 +73,7 @@ pub struct Table {
     by_wd: HashMap<i32, Watch>,
     /// Directory watches by `%w` (which ends in `/`), ordered so that a subtree is a
     /// contiguous range.
-    by_path: BTreeMap<Vec<u8>, i32>,
+    by_path: BTreeMap<Rc<[u8]>, i32>,
     /// Watches we removed ourselves whose IGNORED has not arrived yet: events still
     /// queued for them are dropped rather than printed under a name that is gone.
     removed: HashSet<i32>,
@@ -98,7 +100,7 @@ impl Table {
 
     /// `%w` for a descriptor, if we know it.
     pub fn path(&self, wd: i32) -> Option<&[u8]> {
-        self.by_wd.get(&wd).map(|w| w.path.as_slice())
+        self.by_wd.get(&wd).map(|w| &*w.path)
     }
 
     /// wd of the directory watched under `path` (ending in `/`).
@@ -118,13 +120,11 @@ impl Table {
         let wd = desc.get_watch_descriptor_id();
         self.removed.remove(&wd);
         if let std::collections::hash_map::Entry::Vacant(e) = self.by_wd.entry(wd) {
-            e.insert(Watch {
-                desc,
-                path: print_as.to_vec(),
-            });
+            let path: Rc<[u8]> = Rc::from(print_as);
             if print_as.ends_with(b"/") {
-                self.by_path.insert(print_as.to_vec(), wd);
+                self.by_path.insert(path.clone(), wd);
             }
+            e.insert(Watch { desc, path });
         }
         Ok(wd)
     }
@@ -133,27 +133,22 @@ impl Table {
     pub fn forget(&mut self, wd: i32) {
         self.removed.remove(&wd);
         if let Some(w) = self.by_wd.remove(&wd)
-            && self.by_path.get(&w.path) == Some(&wd)
+            && self.by_path.get(&*w.path) == Some(&wd)
         {
-            self.by_path.remove(&w.path);
+            self.by_path.remove(&*w.path);
         }
     }
 
     /// Renames the directory watched as `old` (ending in `/`) and every watch below it
     /// to live under `new`.
     pub fn rename_subtree(&mut self, old: &[u8], new: &[u8]) {
-        let keys: Vec<Vec<u8>> = self
-            .by_path
-            .range(old.to_vec()..)
-            .take_while(|(k, _)| k.starts_with(old))
-            .map(|(k, _)| k.clone())
-            .collect();
+        let keys = self.subtree(old);
         let mut moved = Vec::with_capacity(keys.len());
-        for k in keys {
-            if let Some(wd) = self.by_path.remove(&k) {
+        for (k, _) in keys {
+            if let Some(wd) = self.by_path.remove(&*k) {
                 let mut p = new.to_vec();
                 p.extend_from_slice(&k[old.len()..]);
-                moved.push((p, wd));
+                moved.push((Rc::<[u8]>::from(p), wd));
             }
         }
         for (p, wd) in moved {
@@ -164,17 +159,22 @@ impl Table {
         }
     }
 
+    /// The directory watches at or below `dir` (which ends in `/`): a contiguous range
+    /// of the path index.
+    fn subtree(&self, dir: &[u8]) -> Vec<(Rc<[u8]>, i32)> {
+        use std::ops::Bound;
+        self.by_path
+            .range::<[u8], _>((Bound::Included(dir), Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(dir))
+            .map(|(k, wd)| (k.clone(), *wd))
+            .collect()
+    }
+
     /// Removes the watch on directory `path` and every watch below it (the directory
     /// left the watched tree).
     pub fn remove_subtree(&mut self, path: &[u8]) {
-        let keys: Vec<(Vec<u8>, i32)> = self
-            .by_path
-            .range(path.to_vec()..)
-            .take_while(|(k, _)| k.starts_with(path))
-            .map(|(k, wd)| (k.clone(), *wd))
-            .collect();
-        for (k, wd) in keys {
-            self.by_path.remove(&k);
+        for (k, wd) in self.subtree(path) {
+            self.by_path.remove(&*k);
             if let Some(w) = self.by_wd.remove(&wd) {
                 // EINVAL when the kernel already dropped it (the directory was deleted
                 // meanwhile): nothing to do, and nothing worth a message (#197).
@@ -187,9 +187,10 @@ impl Table {
     /// Walks the directory `dir` (spelled with a trailing `/`), watching it and every
     /// real directory below it, post-order. Returns the directory's own wd.
     ///
-    /// With `mode.report`, fills `found` with every entry met (for the CREATE lines of a
-    /// new directory) and re-lists a directory that changed between its listing and
-    /// its watch (a race inotifywait calls "probably not fixable").
+    /// With `mode.report_all`, fills `found` with every entry met (for the CREATE lines
+    /// of a new directory); with `mode.rescan`, re-lists a directory that changed
+    /// between its listing and its watch (a race inotifywait calls "probably not
+    /// fixable") and reports what appeared.
     pub fn walk(&mut self, dir: &[u8], mode: WalkMode<'_>, found: &mut Vec<Found>) -> Result<i32, WalkError> {
         let before = if mode.rescan { stamp(dir) } else { None };
         let (names, subdirs) = list(dir, mode.excludes)?;

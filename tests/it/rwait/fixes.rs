@@ -495,3 +495,27 @@ fn stalled_socket_reader_loses_no_events() {
     let err = p.finish().stderr;
     assert!(!contains(&err, b"overflow"), "overflow reported: {}", visible(&err));
 }
+
+#[test]
+fn terminal_output_goes_through_the_writer_thread() {
+    // On a terminal rwait writes from a separate thread (a terminal can block on flow
+    // control); `script` gives it a pseudo-terminal as stdout and copies what it shows.
+    let s = Scratch::new();
+    s.mkdir("d");
+    let rwait = bin("rwait");
+    let mut c = Command::new("script");
+    c.args(["-qfec"])
+        .arg(format!("{} -e create -t 10 d", rwait.display()))
+        .arg("/dev/null")
+        .current_dir(s.path());
+    let mut p = Proc::spawn(c);
+    p.wait_stdout(b"Watches established.");
+    sh(s.path(), "touch d/hello");
+    let out = p.wait_exit(DEADLINE);
+    assert!(
+        contains(&out.stdout, b"d/ CREATE hello\r\n"),
+        "{}",
+        visible(&out.stdout)
+    );
+    assert_eq!(out.code, 0);
+}

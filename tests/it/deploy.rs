@@ -57,7 +57,11 @@ fn snapshot(root: &Path) -> BTreeMap<Vec<u8>, (Node, u32, i64)> {
         let node = if ft.is_dir() {
             Node::Dir
         } else if ft.is_symlink() {
-            Node::Link(fs::read_link(path).map(|t| t.as_os_str().as_bytes().to_vec()).unwrap_or_default())
+            Node::Link(
+                fs::read_link(path)
+                    .map(|t| t.as_os_str().as_bytes().to_vec())
+                    .unwrap_or_default(),
+            )
         } else if ft.is_file() {
             Node::File(fs::read(path).unwrap_or_default())
         } else {
@@ -86,7 +90,14 @@ fn snapshot(root: &Path) -> BTreeMap<Vec<u8>, (Node, u32, i64)> {
 
 /// The differences between two trees, one line each (empty: equal).
 fn tree_diff(src: &Path, dst: &Path) -> Vec<String> {
-    let (a, b) = (snapshot(src), snapshot(dst));
+    tree_diff_skipping(src, dst, &|_| false)
+}
+
+/// Like [`tree_diff`], ignoring the source entries for which `skip(relative path)` holds
+/// (the target must not have them either).
+fn tree_diff_skipping(src: &Path, dst: &Path, skip: &dyn Fn(&[u8]) -> bool) -> Vec<String> {
+    let (mut a, b) = (snapshot(src), snapshot(dst));
+    a.retain(|k, _| !skip(k));
     let mut diffs = Vec::new();
     for (k, ea) in &a {
         match b.get(k) {
@@ -114,13 +125,32 @@ fn wait_until(what: &str, mut pred: impl FnMut() -> bool, dump: impl Fn() -> Str
 
 /// Polls until every target equals `src`.
 fn wait_converged(what: &str, src: &Path, targets: &[&Path], dump: impl Fn() -> String) {
+    wait_converged_skipping(what, src, targets, &|_| false, dump)
+}
+
+/// Polls until every target equals `src` without the entries `skip` selects.
+fn wait_converged_skipping(
+    what: &str,
+    src: &Path,
+    targets: &[&Path],
+    skip: &dyn Fn(&[u8]) -> bool,
+    dump: impl Fn() -> String,
+) {
     let diffs = || -> Vec<String> {
         targets
             .iter()
-            .flat_map(|t| tree_diff(src, t).into_iter().map(move |d| format!("{}: {d}", t.display())))
+            .flat_map(|t| {
+                tree_diff_skipping(src, t, skip)
+                    .into_iter()
+                    .map(move |d| format!("{}: {d}", t.display()))
+            })
             .collect()
     };
-    wait_until(what, || diffs().is_empty(), || format!("{}\n{}", diffs().join("\n"), dump()));
+    wait_until(
+        what,
+        || diffs().is_empty(),
+        || format!("{}\n{}", diffs().join("\n"), dump()),
+    );
 }
 
 /// The processes whose parent is `pid`, as (pid, command name).
@@ -128,12 +158,21 @@ fn children(pid: i32) -> Vec<(i32, String)> {
     let mut out = Vec::new();
     let Ok(rd) = fs::read_dir("/proc") else { return out };
     for e in rd.flatten() {
-        let Some(p) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
-        let Ok(stat) = fs::read_to_string(format!("/proc/{p}/stat")) else { continue };
+        let Some(p) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
         // pid (comm) state ppid ...: comm may hold spaces and parentheses.
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
         let comm = stat[open + 1..close].to_string();
-        let ppid = stat[close + 1..].split_whitespace().nth(1).and_then(|s| s.parse::<i32>().ok());
+        let ppid = stat[close + 1..]
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse::<i32>().ok());
         if ppid == Some(pid) {
             out.push((p, comm));
         }
@@ -148,7 +187,9 @@ fn child_named(pid: i32, name: &str) -> Option<i32> {
 
 /// How many inotify watches process `pid` holds (lines `inotify wd:` in its fdinfo).
 fn inotify_watches(pid: i32) -> usize {
-    let Ok(rd) = fs::read_dir(format!("/proc/{pid}/fdinfo")) else { return 0 };
+    let Ok(rd) = fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
+        return 0;
+    };
     rd.flatten()
         .filter_map(|e| fs::read_to_string(e.path()).ok())
         .map(|s| s.lines().filter(|l| l.starts_with("inotify wd:")).count())
@@ -164,7 +205,10 @@ fn dir_count(root: &Path) -> usize {
 fn wait_watching(pid: i32, root: &Path, dump: impl Fn() -> String) {
     let want = dir_count(root);
     wait_until(
-        &format!("rwait (pid {pid}) to watch the {want} directories of {}", root.display()),
+        &format!(
+            "rwait (pid {pid}) to watch the {want} directories of {}",
+            root.display()
+        ),
         || inotify_watches(pid) >= want,
         dump,
     );

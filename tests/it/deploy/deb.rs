@@ -29,10 +29,23 @@ fn deb() -> &'static Path {
         // Stripping and compressing the debug binaries takes a few seconds; more on a
         // busy 2-core machine running the rest of the suite.
         let o = crate::util::Proc::spawn(cmd).wait_exit(std::time::Duration::from_secs(120));
-        assert_eq!(o.code, 0, "scripts/build-deb failed:\n{}\n{}", o.stdout_str(), o.stderr_str());
+        assert_eq!(
+            o.code,
+            0,
+            "scripts/build-deb failed:\n{}\n{}",
+            o.stdout_str(),
+            o.stderr_str()
+        );
         let deb = PathBuf::from(o.stdout_str().trim());
         let version = env!("CARGO_PKG_VERSION");
-        let arch = String::from_utf8(Command::new("dpkg").arg("--print-architecture").output().unwrap().stdout).unwrap();
+        let arch = String::from_utf8(
+            Command::new("dpkg")
+                .arg("--print-architecture")
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap();
         assert_eq!(
             deb,
             out.join(format!("syncpipe_{version}_{}.deb", arch.trim())),
@@ -90,7 +103,12 @@ fn deb_control_names_its_dependencies_and_they_are_satisfied_here() {
             };
             let mut cmp = Command::new("dpkg");
             cmp.args(["--compare-versions", &installed.stdout_str(), op, version]);
-            assert_eq!(run(cmp).code, 0, "installed {name} {} does not satisfy {dep}", installed.stdout_str());
+            assert_eq!(
+                run(cmp).code,
+                0,
+                "installed {name} {} does not satisfy {dep}",
+                installed.stdout_str()
+            );
         }
     }
     assert!(names.contains("libc6") && names.contains("rsync"), "Depends: {depends}");
@@ -101,13 +119,19 @@ fn deb_control_names_its_dependencies_and_they_are_satisfied_here() {
     let mut cmd = Command::new("dpkg-deb");
     cmd.arg("--control").arg(deb()).arg(&ctl);
     ok(cmd);
-    let mut got: Vec<String> = fs::read_dir(&ctl).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let mut got: Vec<String> = fs::read_dir(&ctl)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
     got.sort();
     assert_eq!(got, ["control", "md5sums", "postinst", "postrm"]);
     for m in ["postinst", "postrm"] {
         let text = fs::read_to_string(ctl.join(m)).unwrap();
         assert!(
-            text.contains("systemctl --system daemon-reload") && !text.contains("systemctl enable") && !text.contains(" start"),
+            text.contains("systemctl --system daemon-reload")
+                && !text.contains("systemctl enable")
+                && !text.contains(" start"),
             "{m}:\n{text}"
         );
         let mut sh = Command::new("sh");
@@ -137,7 +161,10 @@ fn deb_contents_follow_debian_paths_and_are_owned_by_root() {
         want.insert(f("-rw-r--r--", format!("/usr/share/man/man1/{t}.1.gz")));
         want.insert(f("-rw-r--r--", format!("/usr/share/bash-completion/completions/{t}")));
         want.insert(f("-rw-r--r--", format!("/usr/share/zsh/vendor-completions/_{t}")));
-        want.insert(f("-rw-r--r--", format!("/usr/share/fish/vendor_completions.d/{t}.fish")));
+        want.insert(f(
+            "-rw-r--r--",
+            format!("/usr/share/fish/vendor_completions.d/{t}.fish"),
+        ));
     }
     want.insert(f("-rwxr-xr-x", "/usr/lib/syncpipe/syncpipe-run".into()));
     want.insert(f("-rw-r--r--", "/lib/systemd/system/syncpipe@.service".into()));
@@ -168,7 +195,12 @@ fn deb_unpacked_binaries_man_pages_and_runner_work() {
         c.arg("--help");
         let o = run(c);
         // rwait --help exits 1, as inotifywait does.
-        assert_eq!(o.code, if t == "rwait" { 1 } else { 0 }, "{t} --help:\n{}", o.stderr_str());
+        assert_eq!(
+            o.code,
+            if t == "rwait" { 1 } else { 0 },
+            "{t} --help:\n{}",
+            o.stderr_str()
+        );
         assert!(o.stdout_str().contains("--help"), "{t} --help:\n{}", o.stdout_str());
         let mut man = Command::new("man");
         man.args(["--warnings", "-E", "UTF-8", "-l", "-Tutf8", "-Z"])
@@ -192,14 +224,25 @@ fn deb_unpacked_binaries_man_pages_and_runner_work() {
 
     // The packaged runner finds the packaged binaries next to itself (../../bin).
     let conf = s.mkdir("conf");
-    fs::write(conf.join("www.conf"), format!("SOURCE={}\nHOSTS=/nonexistent\n", dir.display())).unwrap();
+    fs::write(
+        conf.join("www.conf"),
+        format!("SOURCE={}\nHOSTS=/nonexistent\n", dir.display()),
+    )
+    .unwrap();
     let mut r = Command::new(root.join("usr/lib/syncpipe/syncpipe-run"));
-    r.arg("--dry-run").arg("www").env("CONFIGURATION_DIRECTORY", &conf).env_remove("SYNCPIPE_BINDIR");
+    r.arg("--dry-run")
+        .arg("www")
+        .env("CONFIGURATION_DIRECTORY", &conf)
+        .env_remove("SYNCPIPE_BINDIR");
     let o = ok(r);
     let bindir = fs::canonicalize(root.join("usr/bin")).unwrap();
     for t in ["rwait", "rbatch", "rpush"] {
         let line = format!("  {}/{t}\n", bindir.display());
-        assert!(o.stdout_str().contains(&line), "runner does not use {line:?}:\n{}", o.stdout_str());
+        assert!(
+            o.stdout_str().contains(&line),
+            "runner does not use {line:?}:\n{}",
+            o.stdout_str()
+        );
     }
 }
 

@@ -68,7 +68,13 @@ fn expected(prefix: &str, unitdir: &str) -> BTreeMap<String, u32> {
     }
     want.insert(format!("{p}/lib/syncpipe/syncpipe-run"), 0o755);
     want.insert(format!("{}/syncpipe@.service", unitdir.trim_start_matches('/')), 0o644);
-    for d in ["README.md", "migrating.md", "systemd.md", "examples/www.conf", "examples/www.hosts"] {
+    for d in [
+        "README.md",
+        "migrating.md",
+        "systemd.md",
+        "examples/www.conf",
+        "examples/www.hosts",
+    ] {
         want.insert(format!("{p}/share/doc/syncpipe/{d}"), 0o644);
     }
     want
@@ -85,7 +91,11 @@ fn check_tree(dest: &Path, prefix: &str, unitdir: &str) {
     let p = prefix.trim_start_matches('/');
     let r = repo();
     for t in TOOLS {
-        assert_eq!(got[&format!("{p}/bin/{t}")].1, fs::read(bin_dir().join(t)).unwrap(), "{t} binary");
+        assert_eq!(
+            got[&format!("{p}/bin/{t}")].1,
+            fs::read(bin_dir().join(t)).unwrap(),
+            "{t} binary"
+        );
         assert_eq!(
             gunzip(&got[&format!("{p}/share/man/man1/{t}.1.gz")].1),
             fs::read(r.join(format!("man/{t}.1"))).unwrap(),
@@ -104,9 +114,17 @@ fn check_tree(dest: &Path, prefix: &str, unitdir: &str) {
             fs::read(r.join(format!("completions/{t}.fish"))).unwrap()
         );
     }
-    let unit = String::from_utf8(got[&format!("{}/syncpipe@.service", unitdir.trim_start_matches('/'))].1.clone()).unwrap();
+    let unit = String::from_utf8(
+        got[&format!("{}/syncpipe@.service", unitdir.trim_start_matches('/'))]
+            .1
+            .clone(),
+    )
+    .unwrap();
     let exec = format!("ExecStart={prefix}/lib/syncpipe/syncpipe-run %i\n");
-    assert!(unit.contains(&exec), "the unit must run the installed runner ({exec:?}):\n{unit}");
+    assert!(
+        unit.contains(&exec),
+        "the unit must run the installed runner ({exec:?}):\n{unit}"
+    );
     assert!(!unit.contains("@LIBDIR@"), "placeholder left in the unit:\n{unit}");
 }
 
@@ -124,7 +142,10 @@ fn install_lays_out_debian_paths_under_destdir_and_prefix_and_reruns_identically
 
     // Again, through the environment this time: same files, same bytes, same modes.
     let mut cmd = script("scripts/install");
-    cmd.env("PREFIX", "/usr/local").env("DESTDIR", &dest).arg("--bin-dir").arg(bin_dir());
+    cmd.env("PREFIX", "/usr/local")
+        .env("DESTDIR", &dest)
+        .arg("--bin-dir")
+        .arg(bin_dir());
     let o = run(cmd);
     assert_eq!(o.code, 0, "second scripts/install failed:\n{}", o.stderr_str());
     assert!(files(&dest) == first, "a second install changed the tree");
@@ -132,7 +153,9 @@ fn install_lays_out_debian_paths_under_destdir_and_prefix_and_reruns_identically
     // --uninstall removes every file it installed (directories shared with other
     // packages stay).
     let mut cmd = script("scripts/install");
-    cmd.arg("--uninstall").arg("PREFIX=/usr/local").arg(format!("DESTDIR={}", dest.display()));
+    cmd.arg("--uninstall")
+        .arg("PREFIX=/usr/local")
+        .arg(format!("DESTDIR={}", dest.display()));
     let o = run(cmd);
     assert_eq!(o.code, 0, "scripts/install --uninstall failed:\n{}", o.stderr_str());
     assert_eq!(files(&dest).keys().collect::<Vec<_>>(), Vec::<&String>::new());
@@ -150,7 +173,13 @@ fn make_install_with_prefix_usr_puts_the_unit_where_debian_12_looks() {
         .arg(format!("DESTDIR={}", dest.display()))
         .arg(format!("BIN_DIR={}", bin_dir().display()));
     let o = run(cmd);
-    assert_eq!(o.code, 0, "make install failed:\n{}\n{}", o.stdout_str(), o.stderr_str());
+    assert_eq!(
+        o.code,
+        0,
+        "make install failed:\n{}\n{}",
+        o.stdout_str(),
+        o.stderr_str()
+    );
     check_tree(&dest, "/usr", "/lib/systemd/system");
 }
 
@@ -169,11 +198,17 @@ fn install_refuses_a_relative_prefix_unknown_arguments_and_missing_binaries() {
     cmd.arg("--prefix=/usr");
     let o = run(cmd);
     assert_eq!(o.code, 2, "unknown argument: {}", o.stderr_str());
-    assert!(o.stderr_str().contains("unknown argument: --prefix=/usr"), "{}", o.stderr_str());
+    assert!(
+        o.stderr_str().contains("unknown argument: --prefix=/usr"),
+        "{}",
+        o.stderr_str()
+    );
 
     let empty = s.mkdir("no-binaries");
     let mut cmd = script("scripts/install");
-    cmd.arg(format!("DESTDIR={}", dest.display())).arg("--bin-dir").arg(&empty);
+    cmd.arg(format!("DESTDIR={}", dest.display()))
+        .arg("--bin-dir")
+        .arg(&empty);
     let o = run(cmd);
     assert_eq!(o.code, 1, "missing binaries: {}", o.stderr_str());
     assert!(o.stderr_str().contains("rwait: not found"), "{}", o.stderr_str());

@@ -13,8 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::{
-    bin_dir, child_named, children, file_text, repo, script, wait_converged, wait_until, wait_watching,
-    write_script,
+    bin_dir, child_named, children, file_text, repo, script, wait_converged, wait_until, wait_watching, write_script,
 };
 use crate::rsyncd::Daemon;
 use crate::util::{DEADLINE, Output, Proc, Scratch, run};
@@ -50,12 +49,22 @@ fn stray_percents(unit: &str, allowed: &[char]) -> Vec<(usize, String)> {
 #[test]
 fn unit_percent_signs_are_instance_specifiers_or_escaped() {
     let unit = unit_text();
-    assert_eq!(stray_percents(&unit, &['i']), vec![], "unescaped % in syncpipe@.service");
+    assert_eq!(
+        stray_percents(&unit, &['i']),
+        vec![],
+        "unescaped % in syncpipe@.service"
+    );
     assert!(unit.contains("%i"), "the unit must use its instance name");
     // The check catches what it is for: inotifywait's %w%f, which systemd would
     // silently replace (systemd-analyze verify accepts it, see the next test).
     let broken = unit.replace("syncpipe-run %i", "syncpipe-run %i --format '%w%f' 100%%");
-    assert_eq!(stray_percents(&broken, &['i']), vec![(unit_line(&broken, "%i --format"), "%w".into()), (unit_line(&broken, "%i --format"), "%f".into())]);
+    assert_eq!(
+        stray_percents(&broken, &['i']),
+        vec![
+            (unit_line(&broken, "%i --format"), "%w".into()),
+            (unit_line(&broken, "%i --format"), "%f".into())
+        ]
+    );
 }
 
 fn unit_line(unit: &str, needle: &str) -> usize {
@@ -65,7 +74,11 @@ fn unit_line(unit: &str, needle: &str) -> usize {
 #[test]
 fn unit_restarts_on_failure_keeps_state_under_var_lib_and_logs_to_the_journal() {
     let unit = unit_text();
-    let directives: Vec<&str> = unit.lines().map(str::trim).filter(|l| !l.starts_with('#') && l.contains('=')).collect();
+    let directives: Vec<&str> = unit
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#') && l.contains('='))
+        .collect();
     for want in [
         "ExecStart=@LIBDIR@/syncpipe/syncpipe-run %i",
         "Restart=on-failure",
@@ -80,7 +93,11 @@ fn unit_restarts_on_failure_keeps_state_under_var_lib_and_logs_to_the_journal() 
         assert!(directives.contains(&want), "syncpipe@.service lacks {want:?}:\n{unit}");
     }
     // The journal: nothing redirects the output elsewhere.
-    assert!(!directives.iter().any(|d| d.starts_with("StandardOutput=") || d.starts_with("StandardError=")));
+    assert!(
+        !directives
+            .iter()
+            .any(|d| d.starts_with("StandardOutput=") || d.starts_with("StandardError="))
+    );
 }
 
 #[test]
@@ -90,7 +107,9 @@ fn systemd_analyze_verify_accepts_the_installed_unit() {
     // ExecStart and the man pages it documents exist where it says.
     let prefix = s.join("usr");
     let mut cmd = script("scripts/install");
-    cmd.arg(format!("PREFIX={}", prefix.display())).arg("--bin-dir").arg(bin_dir());
+    cmd.arg(format!("PREFIX={}", prefix.display()))
+        .arg("--bin-dir")
+        .arg(bin_dir());
     let o = run(cmd);
     assert_eq!(o.code, 0, "scripts/install: {}", o.stderr_str());
     let unitdir = prefix.join("lib/systemd/system");
@@ -101,7 +120,13 @@ fn systemd_analyze_verify_accepts_the_installed_unit() {
         .env("MANPATH", prefix.join("share/man"))
         .env("SYSTEMD_LOG_LEVEL", "notice");
     let o = run(v);
-    assert_eq!(o.code, 0, "systemd-analyze verify:\n{}{}", o.stdout_str(), o.stderr_str());
+    assert_eq!(
+        o.code,
+        0,
+        "systemd-analyze verify:\n{}{}",
+        o.stdout_str(),
+        o.stderr_str()
+    );
     assert_eq!(o.stderr_str(), "", "systemd-analyze verify warns");
 }
 
@@ -146,7 +171,10 @@ pub(super) fn wait_pipeline_up(p: &Proc, src: &Path) -> Stages {
     wait_until(
         "the runner's three stages",
         || {
-            let found: Vec<Option<i32>> = ["rwait", "rbatch", "rpush"].iter().map(|n| child_named(pid, n)).collect();
+            let found: Vec<Option<i32>> = ["rwait", "rbatch", "rpush"]
+                .iter()
+                .map(|n| child_named(pid, n))
+                .collect();
             if let [Some(a), Some(b), Some(c)] = found[..] {
                 pids = [a, b, c];
                 true
@@ -175,7 +203,10 @@ fn runner_pipeline_converges_and_stops_cleanly_on_sigterm() {
     let web2 = Daemon::start(&s, "web2", "127.0.0.3");
     let src = s.mkdir("srv/www");
     fs::write(src.join("index.html"), "<h1>before the service started</h1>\n").unwrap();
-    let hosts = s.write("etc/www.hosts", format!("# the web servers\n{}\n{}\n", web1.url(), web2.url()));
+    let hosts = s.write(
+        "etc/www.hosts",
+        format!("# the web servers\n{}\n{}\n", web1.url(), web2.url()),
+    );
     write_conf(
         &s,
         "www",
@@ -251,8 +282,16 @@ fn runner_fails_and_stops_the_other_stages_when_rpush_dies() {
     unsafe { libc::kill(rpush, libc::SIGKILL) };
     let o = p.wait_exit(DEADLINE);
     assert_eq!(o.code, 1, "runner after rpush was killed:\n{}", o.stderr_str());
-    assert!(o.stderr_str().contains("syncpipe-run: rpush exited (status 137)"), "{}", o.stderr_str());
-    wait_until("rwait and rbatch to be stopped", || !alive(rwait) && !alive(rbatch), || o.stderr_str());
+    assert!(
+        o.stderr_str().contains("syncpipe-run: rpush exited (status 137)"),
+        "{}",
+        o.stderr_str()
+    );
+    wait_until(
+        "rwait and rbatch to be stopped",
+        || !alive(rwait) && !alive(rbatch),
+        || o.stderr_str(),
+    );
 }
 
 #[test]
@@ -265,12 +304,23 @@ fn runner_fails_after_draining_when_the_watched_tree_disappears() {
     fs::remove_dir_all(&src).unwrap();
     let o = p.wait_exit(DEADLINE);
     assert_eq!(o.code, 1, "runner after its tree was deleted:\n{}", o.stderr_str());
-    assert!(o.stderr_str().contains("is gone or was replaced: stopping rwait"), "{}", o.stderr_str());
-    assert!(o.stderr_str().contains("syncpipe-run: rwait exited"), "{}", o.stderr_str());
+    assert!(
+        o.stderr_str().contains("is gone or was replaced: stopping rwait"),
+        "{}",
+        o.stderr_str()
+    );
+    assert!(
+        o.stderr_str().contains("syncpipe-run: rwait exited"),
+        "{}",
+        o.stderr_str()
+    );
     assert!(stages.0.iter().all(|p| !alive(*p)), "a stage outlived the runner");
     // What was delivered stays delivered: rpush refuses to push a missing base, which
     // would delete everything on the targets.
-    assert_eq!(fs::read_to_string(d.module.join("last words")).unwrap(), "pushed before the end");
+    assert_eq!(
+        fs::read_to_string(d.module.join("last words")).unwrap(),
+        "pushed before the end"
+    );
 }
 
 fn dry_run(s: &Scratch, bindir: &Path, name: &str) -> Output {
@@ -285,13 +335,41 @@ fn runner_reports_configuration_errors_with_exit_2_and_starts_nothing() {
     let good = format!("SOURCE={}\nHOSTS={}\n", src.display(), hosts.display());
     let cases: Vec<(&str, String, String)> = vec![
         ("missing", String::new(), "etc/missing.conf: no such file".into()),
-        ("nokey", format!("{good}just words\n"), "nokey.conf:3: expected KEY=VALUE: just words".into()),
-        ("unknown", format!("{good}SORUCE=/x\n"), "unknown.conf:3: unknown key SORUCE".into()),
-        ("nosource", format!("HOSTS={}\n", hosts.display()), "SOURCE= (the directory to watch) is missing".into()),
-        ("nohosts", format!("SOURCE={}\n", src.display()), "HOSTS= (the hosts file) is missing".into()),
-        ("relative", format!("SOURCE=srv\nHOSTS={}\n", hosts.display()), "SOURCE=srv: must be an absolute path".into()),
-        ("initial", format!("{good}INITIAL=maybe\n"), "INITIAL=maybe: must be yes or no".into()),
-        ("interval", format!("{good}CHECK_INTERVAL=500ms\n"), "CHECK_INTERVAL=500ms: expected seconds".into()),
+        (
+            "nokey",
+            format!("{good}just words\n"),
+            "nokey.conf:3: expected KEY=VALUE: just words".into(),
+        ),
+        (
+            "unknown",
+            format!("{good}SORUCE=/x\n"),
+            "unknown.conf:3: unknown key SORUCE".into(),
+        ),
+        (
+            "nosource",
+            format!("HOSTS={}\n", hosts.display()),
+            "SOURCE= (the directory to watch) is missing".into(),
+        ),
+        (
+            "nohosts",
+            format!("SOURCE={}\n", src.display()),
+            "HOSTS= (the hosts file) is missing".into(),
+        ),
+        (
+            "relative",
+            format!("SOURCE=srv\nHOSTS={}\n", hosts.display()),
+            "SOURCE=srv: must be an absolute path".into(),
+        ),
+        (
+            "initial",
+            format!("{good}INITIAL=maybe\n"),
+            "INITIAL=maybe: must be yes or no".into(),
+        ),
+        (
+            "interval",
+            format!("{good}CHECK_INTERVAL=500ms\n"),
+            "CHECK_INTERVAL=500ms: expected seconds".into(),
+        ),
     ];
     for (name, text, want) in &cases {
         if !text.is_empty() {
@@ -300,7 +378,11 @@ fn runner_reports_configuration_errors_with_exit_2_and_starts_nothing() {
         for args in [vec![*name], vec!["--dry-run", *name]] {
             let o = run(runner(&s, &bin_dir(), &args));
             assert_eq!(o.code, 2, "{name}: {args:?}:\n{}", o.stderr_str());
-            assert!(o.stderr_str().contains(want.as_str()), "{name}: want {want:?} in:\n{}", o.stderr_str());
+            assert!(
+                o.stderr_str().contains(want.as_str()),
+                "{name}: want {want:?} in:\n{}",
+                o.stderr_str()
+            );
             assert_eq!(o.stdout_str(), "");
         }
     }
@@ -314,15 +396,27 @@ fn runner_reports_configuration_errors_with_exit_2_and_starts_nothing() {
     assert!(o.stderr_str().contains("usage: syncpipe-run"), "{}", o.stderr_str());
     let o = run(runner(&s, &s.mkdir("empty-bin"), &["nokey"]));
     assert_eq!(o.code, 2);
-    assert!(o.stderr_str().contains("rwait: not found or not executable"), "{}", o.stderr_str());
+    assert!(
+        o.stderr_str().contains("rwait: not found or not executable"),
+        "{}",
+        o.stderr_str()
+    );
 
     // A malformed hosts file: rpush's usage error (2) ends the runner with 2, which the
     // unit's RestartPreventExitStatus= keeps from restarting in a loop.
     let badhosts = s.write("badhosts", "web1 web2\n");
-    write_conf(&s, "badhosts", &format!("SOURCE={}\nHOSTS={}\n", src.display(), badhosts.display()));
+    write_conf(
+        &s,
+        "badhosts",
+        &format!("SOURCE={}\nHOSTS={}\n", src.display(), badhosts.display()),
+    );
     let o = run(runner(&s, &bin_dir(), &["badhosts"]));
     assert_eq!(o.code, 2, "{}", o.stderr_str());
-    assert!(o.stderr_str().contains("syncpipe-run: rpush exited (status 2)"), "{}", o.stderr_str());
+    assert!(
+        o.stderr_str().contains("syncpipe-run: rpush exited (status 2)"),
+        "{}",
+        o.stderr_str()
+    );
 }
 
 #[test]
@@ -347,7 +441,10 @@ fn runner_takes_configuration_values_as_data_never_as_code() {
     let out = o.stdout_str();
     let args: Vec<&str> = out.lines().collect();
     let src_s = src.display().to_string();
-    let has = |seq: &[&str]| args.windows(seq.len()).any(|w| w.iter().zip(seq).all(|(a, b)| a.trim_start() == *b));
+    let has = |seq: &[&str]| {
+        args.windows(seq.len())
+            .any(|w| w.iter().zip(seq).all(|(a, b)| a.trim_start() == *b))
+    };
     let excl = format!("$(touch {p})|`touch {p}`", p = pwned.display());
     let hosts_file = format!("{src_s}/../hosts file");
     let touch = format!("{}", pwned.display());
@@ -403,14 +500,22 @@ fn runner_passes_state_dir_exactly_when_rpush_supports_it() {
     let mut c = runner(&s, &fake, &["--dry-run", "st"]);
     c.env_remove("STATE_DIRECTORY");
     let o = run(c);
-    assert!(o.stdout_str().contains("  --state-dir\n  /var/lib/syncpipe/st\n"), "{}", o.stdout_str());
+    assert!(
+        o.stdout_str().contains("  --state-dir\n  /var/lib/syncpipe/st\n"),
+        "{}",
+        o.stdout_str()
+    );
 }
 
 #[test]
 fn runner_dry_run_prints_the_headline_pipeline() {
     let s = Scratch::new();
     let src = s.mkdir("src");
-    write_conf(&s, "h", &format!("SOURCE={}\nHOSTS=/etc/syncpipe/h.hosts\n", src.display()));
+    write_conf(
+        &s,
+        "h",
+        &format!("SOURCE={}\nHOSTS=/etc/syncpipe/h.hosts\n", src.display()),
+    );
     let o = dry_run(&s, &bin_dir(), "h");
     let b = bin_dir();
     let want_start = format!(
@@ -419,5 +524,9 @@ fn runner_dry_run_prints_the_headline_pipeline() {
         src = src.display(),
         run = s.join("run").display()
     );
-    assert!(o.stdout_str().starts_with(&want_start), "got:\n{}\nwant to start with:\n{want_start}", o.stdout_str());
+    assert!(
+        o.stdout_str().starts_with(&want_start),
+        "got:\n{}\nwant to start with:\n{want_start}",
+        o.stdout_str()
+    );
 }

@@ -12,7 +12,6 @@ mod migrate;
 mod systemd;
 
 use std::collections::BTreeMap;
-use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
@@ -88,13 +87,8 @@ fn snapshot(root: &Path) -> BTreeMap<Vec<u8>, (Node, u32, i64)> {
     out
 }
 
-/// The differences between two trees, one line each (empty: equal).
-fn tree_diff(src: &Path, dst: &Path) -> Vec<String> {
-    tree_diff_skipping(src, dst, &|_| false)
-}
-
-/// Like [`tree_diff`], ignoring the source entries for which `skip(relative path)` holds
-/// (the target must not have them either).
+/// The differences between two trees, one line each (empty: equal), ignoring the source
+/// entries for which `skip(relative path)` holds (the target must not have them either).
 fn tree_diff_skipping(src: &Path, dst: &Path, skip: &dyn Fn(&[u8]) -> bool) -> Vec<String> {
     let (mut a, b) = (snapshot(src), snapshot(dst));
     a.retain(|k, _| !skip(k));
@@ -233,8 +227,4 @@ fn file_text(p: &Path) -> String {
     fs::read(p)
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_else(|e| format!("({}: {e})", p.display()))
-}
-
-fn os(s: &str) -> &OsStr {
-    OsStr::new(s)
 }

@@ -217,7 +217,7 @@ fn runner_pipeline_converges_and_stops_cleanly_on_sigterm() {
             web1.password_file.display()
         ),
     );
-    let mut p = Proc::spawn(runner(&s, &bin_dir(), &["www"]));
+    let p = Proc::spawn(runner(&s, &bin_dir(), &["www"]));
     let stages = wait_pipeline_up(&p, &src);
     let targets = [web1.module.as_path(), web2.module.as_path()];
     // INITIAL=yes (the default): what was there before the start is pushed.
@@ -505,6 +505,49 @@ fn runner_passes_state_dir_exactly_when_rpush_supports_it() {
         "{}",
         o.stdout_str()
     );
+}
+
+#[test]
+fn every_configuration_in_the_docs_and_examples_is_accepted_by_the_runner() {
+    let s = Scratch::new();
+    let mut confs = vec![(
+        "packaging/examples/www.conf".to_string(),
+        fs::read_to_string(repo().join("packaging/examples/www.conf")).unwrap(),
+    )];
+    // Fenced blocks that are configuration files: their first line sets SOURCE=.
+    for doc in ["docs/systemd.md", "docs/migrating.md"] {
+        let text = fs::read_to_string(repo().join(doc)).unwrap();
+        let mut lines = text.lines().enumerate();
+        while let Some((n, l)) = lines.next() {
+            if l.starts_with("```") {
+                let block: Vec<&str> = lines
+                    .by_ref()
+                    .map(|(_, l)| l)
+                    .take_while(|l| !l.starts_with("```"))
+                    .collect();
+                if block.first().is_some_and(|l| l.starts_with("SOURCE=")) {
+                    confs.push((format!("{doc}:{}", n + 1), block.join("\n") + "\n"));
+                }
+            }
+        }
+    }
+    assert!(
+        confs.len() >= 6,
+        "configuration examples found: {:?}",
+        confs.iter().map(|c| &c.0).collect::<Vec<_>>()
+    );
+    for (i, (origin, text)) in confs.iter().enumerate() {
+        let name = format!("doc{i}");
+        write_conf(&s, &name, text);
+        let o = dry_run(&s, &bin_dir(), &name);
+        assert_eq!(
+            o.code,
+            0,
+            "{origin}: the runner rejects it:\n{}\n{text}",
+            o.stderr_str()
+        );
+        assert!(o.stdout_str().contains("rpush:\n"), "{origin}: {}", o.stdout_str());
+    }
 }
 
 #[test]

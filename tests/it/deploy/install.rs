@@ -214,3 +214,13 @@ fn install_refuses_a_relative_prefix_unknown_arguments_and_missing_binaries() {
     assert!(o.stderr_str().contains("rwait: not found"), "{}", o.stderr_str());
     assert!(!dest.exists(), "nothing may be installed when a binary is missing");
 }
+
+#[test]
+fn deployment_scripts_pass_shellcheck() {
+    let mut cmd = Command::new("shellcheck");
+    cmd.current_dir(repo())
+        .args(["scripts/install", "scripts/build-deb", "scripts/install-deps"])
+        .arg("packaging/systemd/syncpipe-run");
+    let o = run(cmd);
+    assert_eq!(o.code, 0, "shellcheck:\n{}{}", o.stdout_str(), o.stderr_str());
+}

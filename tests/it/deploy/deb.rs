@@ -296,3 +296,29 @@ fn walk(p: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+#[test]
+fn build_deb_refuses_unknown_arguments_and_missing_binaries() {
+    let s = Scratch::new();
+    let mut cmd = script("scripts/build-deb");
+    cmd.arg("--release");
+    let o = run(cmd);
+    assert_eq!(o.code, 2, "{}", o.stderr_str());
+    assert!(
+        o.stderr_str().contains("unknown argument: --release"),
+        "{}",
+        o.stderr_str()
+    );
+
+    let out = s.join("out");
+    let mut cmd = script("scripts/build-deb");
+    cmd.arg("--bin-dir").arg(s.mkdir("empty")).arg("--out").arg(&out);
+    let o = run(cmd);
+    assert_eq!(o.code, 1, "{}", o.stderr_str());
+    assert!(o.stderr_str().contains("rwait: not found"), "{}", o.stderr_str());
+    assert_eq!(
+        fs::read_dir(&out).map(|d| d.count()).unwrap_or(0),
+        0,
+        "no package may be written"
+    );
+}

@@ -402,6 +402,21 @@ fn runner_reports_configuration_errors_with_exit_2_and_starts_nothing() {
         o.stderr_str()
     );
 
+    // A source that is not there: said before anything starts (exit 1: it may be a disk
+    // not mounted yet, which a restart fixes).
+    write_conf(
+        &s,
+        "nodir",
+        &format!("SOURCE={}/absent\nHOSTS={}\n", src.display(), hosts.display()),
+    );
+    let o = run(runner(&s, &bin_dir(), &["nodir"]));
+    assert_eq!(o.code, 1, "{}", o.stderr_str());
+    assert!(
+        o.stderr_str().contains("/absent: not a directory"),
+        "{}",
+        o.stderr_str()
+    );
+
     // A malformed hosts file: rpush's usage error (2) ends the runner with 2, which the
     // unit's RestartPreventExitStatus= keeps from restarting in a loop.
     let badhosts = s.write("badhosts", "web1 web2\n");

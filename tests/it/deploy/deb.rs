@@ -19,11 +19,20 @@ use crate::util::{Output, Scratch, run};
 fn deb() -> &'static Path {
     static DEB: OnceLock<PathBuf> = OnceLock::new();
     DEB.get_or_init(|| {
-        let out = tempfile::Builder::new()
-            .prefix("syncpipe-deb-")
-            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-            .unwrap()
-            .keep();
+        // One directory per test process, outliving the tests that share it; those of
+        // processes that are gone are removed here (parallel runs keep theirs).
+        let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        for e in fs::read_dir(tmp).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name.strip_prefix("deploy-deb-")
+                && !Path::new("/proc").join(pid).exists()
+            {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+        let out = tmp.join(format!("deploy-deb-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&out);
+        fs::create_dir_all(&out).unwrap();
         let mut cmd = script("scripts/build-deb");
         cmd.arg("--bin-dir").arg(bin_dir()).arg("--out").arg(&out);
         // Stripping and compressing the debug binaries takes a few seconds; more on a

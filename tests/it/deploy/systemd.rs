@@ -588,3 +588,24 @@ fn runner_dry_run_prints_the_headline_pipeline() {
         o.stdout_str()
     );
 }
+
+#[test]
+fn runner_restarted_after_a_stop_catches_up_on_changes_made_meanwhile() {
+    let s = Scratch::new();
+    let d = Daemon::start(&s, "d", "127.0.0.2");
+    let (p, _stages, src) = running_instance(&s, &d);
+    p.signal(libc::SIGTERM);
+    let o = p.wait_exit(DEADLINE);
+    assert_eq!(o.code, 0, "{}", o.stderr_str());
+
+    // While the service is down (or restarting after a failure): changes nobody watches.
+    fs::write(src.join("a"), "changed while stopped").unwrap();
+    fs::write(src.join("b"), "created while stopped").unwrap();
+    // What systemd's Restart= does: the same runner, the same instance, again. The full
+    // sync at start (INITIAL=yes) brings the targets up to date.
+    let p = Proc::spawn(runner(&s, &bin_dir(), &["t"]));
+    let _stages = wait_pipeline_up(&p, &src);
+    wait_converged("after the restart", &src, &[d.module.as_path()], || p.dump());
+    fs::remove_file(src.join("a")).unwrap();
+    wait_converged("a change after the restart", &src, &[d.module.as_path()], || p.dump());
+}

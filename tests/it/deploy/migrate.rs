@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::systemd::{runner, wait_pipeline_up, write_conf};
+use super::systemd::{Runner, runner, wait_pipeline_up, write_conf};
 use super::{
     bin_dir, file_text, wait_converged, wait_converged_skipping, wait_until, wait_watching, write_private, write_script,
 };
@@ -195,7 +195,7 @@ fn recipe_2_watchdog_daemon_replacement_runs_as_an_instance_and_honours_ignore_p
             a.password_file.display()
         ),
     );
-    let p = Proc::spawn(runner(&s, &bin_dir(), &["app"]));
+    let p = Runner::spawn(&s, runner(&s, &bin_dir(), &["app"]));
     let _stages = wait_pipeline_up(&p, &src);
     let tmp = |k: &[u8]| k.ends_with(b".tmp");
     let t = [a.module.as_path(), b.module.as_path()];

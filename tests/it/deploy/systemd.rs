@@ -10,13 +10,15 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use super::{
     bin_dir, child_named, children, file_text, repo, script, wait_converged, wait_until, wait_watching, write_script,
 };
 use crate::rsyncd::Daemon;
-use crate::util::{DEADLINE, Output, Proc, Scratch, run};
+use crate::util::{DEADLINE, Output, Scratch, run};
 
 fn unit_text() -> String {
     fs::read_to_string(repo().join("packaging/systemd/syncpipe@.service")).unwrap()
@@ -150,12 +152,21 @@ pub(super) fn write_conf(s: &Scratch, name: &str, text: &str) -> PathBuf {
 }
 
 /// The pids of a runner's stages (rwait, rbatch, rpush), killed on drop so that a
-/// failing test leaves no orphan behind (the runner itself is killed by its Proc).
+/// failing test leaves no orphan behind (the runner itself is killed by its Runner).
 pub(super) struct Stages(pub [i32; 3]);
 
 impl Drop for Stages {
     fn drop(&mut self) {
-        for pid in self.0 {
+        KillOnDrop(self.0.to_vec());
+    }
+}
+
+/// Processes to kill (SIGKILL) on drop, if still alive.
+struct KillOnDrop(Vec<i32>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for &pid in &self.0 {
             if alive(pid) {
                 // SAFETY: kill(2) has no memory-safety preconditions.
                 unsafe { libc::kill(pid, libc::SIGKILL) };
@@ -164,8 +175,84 @@ impl Drop for Stages {
     }
 }
 
+/// A running runner, its stdout and stderr going to files rather than pipes: a stage
+/// that outlived it would hold a pipe open, and a test waiting for end of file would
+/// hang instead of failing.
+pub(super) struct Runner {
+    child: Child,
+    out: PathBuf,
+    err: PathBuf,
+    exited: bool,
+}
+
+impl Runner {
+    pub(super) fn spawn(s: &Scratch, mut cmd: Command) -> Runner {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let out = s.join(format!("runner-{n}.out"));
+        let err = s.join(format!("runner-{n}.err"));
+        cmd.stdin(Stdio::null())
+            .stdout(fs::File::create(&out).unwrap())
+            .stderr(fs::File::create(&err).unwrap());
+        let child = cmd.spawn().expect("spawn syncpipe-run");
+        Runner {
+            child,
+            out,
+            err,
+            exited: false,
+        }
+    }
+
+    pub(super) fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub(super) fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) has no memory-safety preconditions.
+        unsafe { libc::kill(self.pid(), sig) };
+    }
+
+    pub(super) fn dump(&self) -> String {
+        format!(
+            "--- syncpipe-run stdout ---\n{}--- syncpipe-run stderr ---\n{}---",
+            file_text(&self.out),
+            file_text(&self.err)
+        )
+    }
+
+    /// Waits for the runner to exit within `deadline`; kills it and panics otherwise.
+    pub(super) fn wait_exit(mut self, deadline: Duration) -> Output {
+        let end = Instant::now() + deadline;
+        let st = loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                break st;
+            }
+            if Instant::now() > end {
+                panic!("syncpipe-run did not exit within {deadline:?}\n{}", self.dump());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        self.exited = true;
+        use std::os::unix::process::ExitStatusExt;
+        Output {
+            stdout: fs::read(&self.out).unwrap_or_default(),
+            stderr: fs::read(&self.err).unwrap_or_default(),
+            code: st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0)),
+        }
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        if !self.exited {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// Waits until the runner has its three stages and rwait watches all of `src`.
-pub(super) fn wait_pipeline_up(p: &Proc, src: &Path) -> Stages {
+pub(super) fn wait_pipeline_up(p: &Runner, src: &Path) -> Stages {
     let pid = p.pid();
     let mut pids = [0; 3];
     wait_until(
@@ -217,7 +304,7 @@ fn runner_pipeline_converges_and_stops_cleanly_on_sigterm() {
             web1.password_file.display()
         ),
     );
-    let p = Proc::spawn(runner(&s, &bin_dir(), &["www"]));
+    let p = Runner::spawn(&s, runner(&s, &bin_dir(), &["www"]));
     let stages = wait_pipeline_up(&p, &src);
     let targets = [web1.module.as_path(), web2.module.as_path()];
     // INITIAL=yes (the default): what was there before the start is pushed.
@@ -252,7 +339,7 @@ fn runner_pipeline_converges_and_stops_cleanly_on_sigterm() {
 
 /// Starts a runner for one daemon and waits until it is up and converged; returns it
 /// with the stage pids.
-fn running_instance(s: &Scratch, d: &Daemon) -> (Proc, Stages, PathBuf) {
+fn running_instance(s: &Scratch, d: &Daemon) -> (Runner, Stages, PathBuf) {
     let src = s.mkdir("src");
     fs::write(src.join("a"), "a").unwrap();
     let hosts = s.write("etc/t.hosts", format!("{}\n", d.url()));
@@ -266,7 +353,7 @@ fn running_instance(s: &Scratch, d: &Daemon) -> (Proc, Stages, PathBuf) {
             d.password_file.display()
         ),
     );
-    let p = Proc::spawn(runner(s, &bin_dir(), &["t"]));
+    let p = Runner::spawn(s, runner(s, &bin_dir(), &["t"]));
     let pids = wait_pipeline_up(&p, &src);
     wait_converged("initial sync", &src, &[d.module.as_path()], || p.dump());
     (p, pids, src)
@@ -603,9 +690,57 @@ fn runner_restarted_after_a_stop_catches_up_on_changes_made_meanwhile() {
     fs::write(src.join("b"), "created while stopped").unwrap();
     // What systemd's Restart= does: the same runner, the same instance, again. The full
     // sync at start (INITIAL=yes) brings the targets up to date.
-    let p = Proc::spawn(runner(&s, &bin_dir(), &["t"]));
+    let p = Runner::spawn(&s, runner(&s, &bin_dir(), &["t"]));
     let _stages = wait_pipeline_up(&p, &src);
     wait_converged("after the restart", &src, &[d.module.as_path()], || p.dump());
     fs::remove_file(src.join("a")).unwrap();
     wait_converged("a change after the restart", &src, &[d.module.as_path()], || p.dump());
+}
+
+#[test]
+fn runner_fails_when_rwait_ends_and_leaves_no_process_behind() {
+    let s = Scratch::new();
+    let d = Daemon::start(&s, "d", "127.0.0.2");
+    let src = s.mkdir("src");
+    fs::write(src.join("a"), "a").unwrap();
+    let hosts = s.write("etc/t.hosts", format!("{}\n", d.url()));
+    // rwait -t 2: rwait itself ends (status 2) after two quiet seconds, as it would on
+    // an error such as running out of inotify watches.
+    write_conf(
+        &s,
+        "t",
+        &format!(
+            "SOURCE={}\nHOSTS={}\nPASSWORD_FILE={}\nRWAIT_OPTS=-t 2\nDRAIN_TIMEOUT=5s\n",
+            src.display(),
+            hosts.display(),
+            d.password_file.display()
+        ),
+    );
+    let p = Runner::spawn(&s, runner(&s, &bin_dir(), &["t"]));
+    // The three stages and the check of SOURCE (a subshell of the runner).
+    let mut kids = Vec::new();
+    wait_until(
+        "the runner's four children",
+        || {
+            kids = children(p.pid());
+            kids.len() >= 4
+        },
+        || p.dump(),
+    );
+    // Killed at the end whatever happens, so that a failure leaks nothing.
+    let _guard = KillOnDrop(kids.iter().map(|(pid, _)| *pid).collect());
+    let o = p.wait_exit(DEADLINE);
+    assert_eq!(o.code, 1, "{}", o.stderr_str());
+    assert!(
+        o.stderr_str().contains("syncpipe-run: rwait exited (status 2)"),
+        "{}",
+        o.stderr_str()
+    );
+    // What was there at the start was delivered before the end.
+    assert_eq!(fs::read_to_string(d.module.join("a")).unwrap(), "a");
+    wait_until(
+        "every child of the runner to be gone",
+        || kids.iter().all(|(pid, _)| !alive(*pid)),
+        || format!("children: {kids:?}"),
+    );
 }

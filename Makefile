@@ -12,10 +12,10 @@ bin_dir_arg = $(if $(BIN_DIR),--bin-dir $(BIN_DIR))
 .PHONY: install uninstall deb
 
 install:
-	scripts/install PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)" $(bin_dir_arg)
+	@scripts/install PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)" $(bin_dir_arg)
 
 uninstall:
-	scripts/install --uninstall PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)"
+	@scripts/install --uninstall PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)"
 
 deb:
-	scripts/build-deb $(bin_dir_arg)
+	@scripts/build-deb $(bin_dir_arg)

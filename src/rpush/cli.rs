@@ -135,6 +135,14 @@ pub struct Cli {
           allow_hyphen_values = true)]
     pub on_push: Option<Vec<OsString>>,
 
+    /// Keep each host's pending paths in a journal in DIR; replay it at start
+    ///
+    /// Every batch is fsync'd to DIR before it counts as queued, so rpush can be killed
+    /// at any moment and restarted with the same DIR without losing a change. Created
+    /// (mode 700) when missing; one rpush per DIR.
+    #[arg(long = "state-dir", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
     /// Keep a JSON status (per host: pending, last success, last error, failures) in FILE
     #[arg(long = "status", value_name = "FILE")]
     pub status: Option<PathBuf>,

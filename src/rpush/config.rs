@@ -49,6 +49,8 @@ pub struct Config {
     pub initial: bool,
     pub on_push: Option<Vec<OsString>>,
     pub status: Option<PathBuf>,
+    /// `--state-dir`, absolute, existing, and locked by this process.
+    pub state_dir: Option<PathBuf>,
     pub verbosity: Verbosity,
 }
 
@@ -175,6 +177,10 @@ impl Config {
             (false, 1) => Verbosity::Verbose,
             _ => Verbosity::Debug,
         };
+        let state_dir = match &cli.state_dir {
+            Some(d) => Some(open_state_dir(&cwd, d)?),
+            None => None,
+        };
         Ok(Config {
             hosts,
             cwd,
@@ -198,7 +204,47 @@ impl Config {
             initial: cli.initial,
             on_push: cli.on_push,
             status: cli.status,
+            state_dir,
             verbosity,
         })
     }
+}
+
+/// Creates `--state-dir` when missing (mode 700: it lists every changed path), checks it
+/// is a writable directory, and takes its lock: two rpushes compacting the same journals
+/// would lose each other's batches. The lock is an flock on `DIR/lock`, held by a
+/// descriptor that stays open (leaked on purpose) until rpush exits, when the kernel
+/// drops it, however rpush ends.
+fn open_state_dir(cwd: &[u8], d: &Path) -> Result<PathBuf, String> {
+    use std::os::fd::IntoRawFd;
+    use std::os::unix::fs::DirBuilderExt;
+    let shown = d.display();
+    let abs = PathBuf::from(OsString::from_vec(paths::normalize(cwd, d.as_os_str().as_bytes())));
+    if !abs.exists()
+        && let Err(e) = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&abs)
+    {
+        return Err(format!("--state-dir {shown}: {}", os_error(&e)));
+    }
+    match abs.metadata() {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Err(format!("--state-dir {shown}: not a directory")),
+        Err(e) => return Err(format!("--state-dir {shown}: {}", os_error(&e))),
+    }
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(abs.join("lock"))
+        .map_err(|e| format!("--state-dir {shown}: {}", os_error(&e)))?;
+    let fd = lock.into_raw_fd();
+    // SAFETY: flock(2) on a descriptor we own; no memory is involved.
+    if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            format!("--state-dir {shown}: in use by another rpush (one rpush per state directory)")
+        } else {
+            format!("--state-dir {shown}: lock: {}", os_error(&e))
+        });
+    }
+    Ok(abs)
 }

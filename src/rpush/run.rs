@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use super::batch::BatchReader;
 use super::config::Config;
+use super::journal::{self, Journal};
 use super::status::{self, HostStatus};
-use super::worker::{self, Shared, human_duration, plural};
+use super::worker::{self, HostState, Shared, human_duration, plural};
 use crate::common::msg::{eprint, escape_bytes};
 
 /// How often the main thread looks at the hosts (status file, drain, signals).
@@ -34,11 +35,15 @@ pub fn run(cfg: Config) -> ExitCode {
         }
     }
     let sh = Arc::new(Shared::new(cfg));
+    if let Some(dir) = &sh.cfg.state_dir
+        && let Err(msg) = open_journals(&sh, dir)
+    {
+        eprint("rpush", &msg);
+        return ExitCode::from(2);
+    }
     if sh.cfg.initial {
         // The base itself: rsync -r --delete of "." is a full sync.
-        for h in &sh.hosts {
-            h.lock().pending.insert(Vec::new());
-        }
+        queue(&sh, &[Vec::new()]);
     }
     if let Some(path) = &sh.cfg.status
         && let Err(e) = status::write_atomic(path, &render_status(&sh, "running"))
@@ -121,8 +126,23 @@ pub fn run(cfg: Config) -> ExitCode {
     for h in &sh.hosts {
         h.cv.notify_all();
     }
+    if state == "stopped" {
+        // A signal: running rsyncs may finish (they are mid-transfer and a finished one
+        // need not be redone), within --drain-timeout; a second signal cuts it short.
+        signalled.store(false, Ordering::SeqCst);
+        let until = Instant::now() + sh.cfg.drain_timeout;
+        while sh.hosts.iter().any(|h| h.lock().running) && Instant::now() < until && !signalled.load(Ordering::SeqCst) {
+            thread::sleep(TICK);
+        }
+    }
+    sh.kill.store(true, Ordering::SeqCst);
     for w in workers {
         let _ = w.join();
+    }
+    for h in &sh.hosts {
+        // What is left, exactly: the journal is what a restart replays.
+        let mut st = h.lock();
+        worker::compact(&sh, &h.host.name, &mut st);
     }
     write_status(&sh, state);
 
@@ -136,7 +156,12 @@ pub fn run(cfg: Config) -> ExitCode {
                 .as_ref()
                 .map(|(_, r)| format!(" (last error: {r})"))
                 .unwrap_or_default();
-            undelivered.push(format!("{} lacks {n} path{}{why}", h.host.name, plural(n)));
+            let kept = st
+                .journal
+                .as_ref()
+                .map(|j| format!(", kept in {}", j.path.display()))
+                .unwrap_or_default();
+            undelivered.push(format!("{} lacks {n} path{}{why}{kept}", h.host.name, plural(n)));
         }
     }
     if undelivered.is_empty() {
@@ -166,11 +191,7 @@ fn read_input(sh: &Shared) {
             Ok(Some(batch)) => {
                 sh.log
                     .verbose(&format!("batch of {} path{}", batch.len(), plural(batch.len())));
-                for h in &sh.hosts {
-                    h.lock().pending.extend(batch.iter().cloned());
-                    h.cv.notify_all();
-                }
-                sh.bump();
+                queue(sh, &batch);
             }
             Ok(None) => return,
             Err(e) => {
@@ -179,6 +200,100 @@ fn read_input(sh: &Shared) {
             }
         }
     }
+}
+
+/// Opens and replays every host's journal; reports bad tails and journals of hosts that
+/// are no longer targets (kept: the user decides).
+fn open_journals(sh: &Shared, dir: &std::path::Path) -> Result<(), String> {
+    for h in &sh.hosts {
+        let (j, replay) = Journal::open(dir, &h.host.target.dest).map_err(|e| {
+            format!(
+                "--state-dir {}: {}: {}",
+                dir.display(),
+                h.host.name,
+                super::os_error(&e)
+            )
+        })?;
+        let mut st = h.lock();
+        if let Some(bad) = &replay.bad_tail {
+            sh.log.error(&format!(
+                "{}: journal {}: {} at byte {} ({} byte{} not replayed, kept in {}.corrupt); \
+                 replaying the {} intact batch{} and queueing a full sync",
+                h.host.name,
+                j.path.display(),
+                bad.cause,
+                bad.offset,
+                bad.bytes,
+                plural(bad.bytes),
+                j.path.display(),
+                replay.batches,
+                if replay.batches == 1 { "" } else { "es" },
+            ));
+            // Batches in the lost tail are unknown: re-check everything.
+            st.pending.insert(Vec::new());
+        }
+        if !replay.paths.is_empty() {
+            sh.log.info(&format!(
+                "{}: replaying {} pending path{} from {}",
+                h.host.name,
+                replay.paths.len(),
+                plural(replay.paths.len()),
+                j.path.display()
+            ));
+        }
+        st.pending.extend(replay.paths);
+        st.journal = Some(j);
+        if !st.pending.is_empty() {
+            // Replayed paths must survive the next compaction even if the bad tail's
+            // full sync is all that is new.
+            let HostState { journal, pending, .. } = &mut *st;
+            if let Some(j) = journal {
+                j.rewrite(pending).map_err(|e| {
+                    format!(
+                        "--state-dir {}: {}: {}",
+                        dir.display(),
+                        h.host.name,
+                        super::os_error(&e)
+                    )
+                })?;
+            }
+        }
+    }
+    let dests: Vec<&str> = sh.hosts.iter().map(|h| h.host.target.dest.as_str()).collect();
+    let strangers = journal::strangers(dir, &dests)
+        .map_err(|e| format!("--state-dir {}: {}", dir.display(), super::os_error(&e)))?;
+    for (path, dest) in strangers {
+        sh.log.info(&format!(
+            "journal {} ({}) belongs to no current target: kept, not replayed",
+            path.display(),
+            dest.as_deref().unwrap_or("unknown destination")
+        ));
+    }
+    Ok(())
+}
+
+/// Accepts a batch for every host: journaled and fsync'd first (with `--state-dir`),
+/// then queued. A journal that cannot be written (disk full) does not stop delivery:
+/// the batch is queued in memory and the failure reported.
+fn queue(sh: &Shared, batch: &[Vec<u8>]) {
+    for h in &sh.hosts {
+        let mut st = h.lock();
+        if let Some(j) = &mut st.journal
+            && let Err(e) = j.append(batch)
+        {
+            sh.log.error(&format!(
+                "{}: journal {}: {}; batch of {} path{} queued in memory only",
+                h.host.name,
+                j.path.display(),
+                super::os_error(&e),
+                batch.len(),
+                plural(batch.len())
+            ));
+        }
+        st.pending.extend(batch.iter().cloned());
+        h.cv.notify_all();
+    }
+    sh.bump();
 }
 
 fn render_status(sh: &Shared, state: &str) -> String {

@@ -30,6 +30,7 @@ use nix::unistd::Pid;
 
 use super::collapse::{self, Kind, Plan};
 use super::config::{Config, Host};
+use super::journal::Journal;
 use super::log::Log;
 use super::paths;
 use super::retry::{Class, RetryState};
@@ -52,6 +53,9 @@ pub struct HostState {
     pub pushes: u64,
     pub last_success: Option<String>,
     pub last_error: Option<(String, String)>,
+    /// With `--state-dir`: this host's journal. Behind the host's mutex, so an append
+    /// (reader) and a compaction (worker) never interleave.
+    pub journal: Option<Journal>,
 }
 
 impl HostState {
@@ -117,8 +121,10 @@ pub struct Shared {
     pub log: Log,
     pub hosts: Vec<HostSlot>,
     pub slots: Slots,
-    /// Set at the end (drain timeout, signal): workers finish and kill their rsync.
+    /// Set at the end (drain timeout, signal): workers start no new push.
     pub stop: AtomicBool,
+    /// Set when running rsyncs must not finish either: they are killed.
+    pub kill: AtomicBool,
     /// Bumped on every change worth a new status file.
     pub generation: AtomicU64,
 }
@@ -144,6 +150,7 @@ impl Shared {
             hosts,
             slots,
             stop: AtomicBool::new(false),
+            kill: AtomicBool::new(false),
             generation: AtomicU64::new(0),
         }
     }
@@ -219,10 +226,11 @@ pub fn host_worker(sh: &Shared, idx: usize) {
                     ));
                 }
                 st.pending.extend(requeue);
+                compact(sh, name, &mut st);
             }
             Outcome::Failed { class, reason, key } => {
                 st.pending.extend(batch);
-                if sh.stopping() {
+                if sh.stopping() && sh.kill.load(Ordering::SeqCst) {
                     // Killed because rpush is stopping: not news about the host.
                     return;
                 }
@@ -253,6 +261,22 @@ pub fn host_worker(sh: &Shared, idx: usize) {
         if let (Some(plan), Some(cmd)) = (hook, &sh.cfg.on_push) {
             run_hook(sh, &slot.host, cmd, &plan);
         }
+    }
+}
+
+/// After a success the journal is rewritten to hold just what is still pending, so it
+/// never grows beyond one batch per failed push. A failed compaction leaves the old,
+/// longer journal: replaying it re-pushes paths already delivered, which is harmless.
+pub fn compact(sh: &Shared, name: &str, st: &mut HostState) {
+    let HostState { journal, pending, .. } = st;
+    if let Some(j) = journal
+        && let Err(e) = j.rewrite(pending)
+    {
+        sh.log.error(&format!(
+            "{name}: journal {}: {}",
+            j.path.display(),
+            super::os_error(&e)
+        ));
     }
 }
 
@@ -342,7 +366,7 @@ fn push(sh: &Shared, host: &Host, batch: &BTreeSet<Vec<u8>>) -> Outcome {
         plan.updates.len(),
         plural(plan.updates.len())
     ));
-    let run = run_child(&sh.cfg.rsync, &args, &[], list, sh.cfg.watchdog, &sh.stop);
+    let run = run_child(&sh.cfg.rsync, &args, &[], list, sh.cfg.watchdog, &sh.kill);
     match rsync::classify(run.ended, &run.stderr) {
         Verdict::Ok { vanished } => {
             let report = rsync::parse_stdout(&run.stdout);
@@ -417,7 +441,7 @@ fn run_hook(sh: &Shared, host: &Host, cmd: &[OsString], plan: &Plan) {
         ("RPUSH_DEST", host.target.dest.as_str()),
     ];
     let program = Path::new(&argv[0]);
-    let run = run_child(program, &argv[1..], &env, stdin, sh.cfg.watchdog, &sh.stop);
+    let run = run_child(program, &argv[1..], &env, stdin, sh.cfg.watchdog, &sh.kill);
     let shown = rsync::display(program, &argv[1..]);
     match run.ended {
         Ended::Code(0) => sh.log.verbose(&format!("{}: --on-push {shown}: ok", host.name)),

@@ -26,7 +26,7 @@ use crate::util::{DEADLINE, Output, Proc, Scratch, bin, contains};
 
 /// One entry of a tree, as far as "the target equals the source" goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Node {
+pub(crate) enum Node {
     Dir,
     File(Vec<u8>),
     Link(Vec<u8>),
@@ -34,7 +34,7 @@ enum Node {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Entry {
+pub(crate) struct Entry {
     node: Node,
     mode: u32,
     mtime: (i64, i64),
@@ -42,7 +42,7 @@ struct Entry {
 
 /// Every entry under `root` (the root itself as `.`), keyed by its relative path bytes;
 /// lstat, so symlinks are compared as links.
-fn snapshot(root: &Path) -> BTreeMap<Vec<u8>, Entry> {
+pub(crate) fn snapshot(root: &Path) -> BTreeMap<Vec<u8>, Entry> {
     fn walk(root: &Path, rel: &[u8], out: &mut BTreeMap<Vec<u8>, Entry>) {
         let path = if rel.is_empty() {
             root.to_path_buf()
@@ -92,7 +92,7 @@ fn snapshot(root: &Path) -> BTreeMap<Vec<u8>, Entry> {
 }
 
 /// The differences between two trees, one line each (empty: equal).
-fn tree_diff(src: &Path, dst: &Path) -> Vec<String> {
+pub(crate) fn tree_diff(src: &Path, dst: &Path) -> Vec<String> {
     let (a, b) = (snapshot(src), snapshot(dst));
     let mut diffs = Vec::new();
     for (k, ea) in &a {
@@ -113,7 +113,7 @@ fn tree_diff(src: &Path, dst: &Path) -> Vec<String> {
 
 /// Polls until every target equals `src`; panics with the differences, rpush's output
 /// and (through the fixtures' Drop) the daemons' logs at the deadline.
-fn wait_converged(what: &str, src: &Path, targets: &[&Path], rpush: &Proc) {
+pub(crate) fn wait_converged(what: &str, src: &Path, targets: &[&Path], rpush: &Proc) {
     let end = Instant::now() + DEADLINE;
     loop {
         let diffs: Vec<String> = targets
@@ -139,7 +139,7 @@ fn wait_converged(what: &str, src: &Path, targets: &[&Path], rpush: &Proc) {
 }
 
 /// A batch as rbatch -z writes it: absolute paths, NUL-terminated, then an empty record.
-fn batch0(base: &Path, rels: &[&[u8]]) -> Vec<u8> {
+pub(crate) fn batch0(base: &Path, rels: &[&[u8]]) -> Vec<u8> {
     let mut v = Vec::new();
     for r in rels {
         v.extend_from_slice(base.as_os_str().as_bytes());
@@ -151,31 +151,31 @@ fn batch0(base: &Path, rels: &[&[u8]]) -> Vec<u8> {
     v
 }
 
-fn send(stdin: &mut ChildStdin, data: &[u8]) {
+pub(crate) fn send(stdin: &mut ChildStdin, data: &[u8]) {
     stdin.write_all(data).unwrap();
     stdin.flush().unwrap();
 }
 
-fn p(base: &Path, rel: &[u8]) -> PathBuf {
+pub(crate) fn p(base: &Path, rel: &[u8]) -> PathBuf {
     base.join(OsStr::from_bytes(rel))
 }
 
-fn write_file(base: &Path, rel: &[u8], data: &[u8]) {
+pub(crate) fn write_file(base: &Path, rel: &[u8], data: &[u8]) {
     let f = p(base, rel);
     fs::create_dir_all(f.parent().unwrap()).unwrap();
     fs::write(f, data).unwrap();
 }
 
-fn chmod(base: &Path, rel: &[u8], mode: u32) {
+pub(crate) fn chmod(base: &Path, rel: &[u8], mode: u32) {
     fs::set_permissions(p(base, rel), fs::Permissions::from_mode(mode)).unwrap();
 }
 
-fn hosts_file(scratch: &Scratch, lines: &[String]) -> PathBuf {
+pub(crate) fn hosts_file(scratch: &Scratch, lines: &[String]) -> PathBuf {
     scratch.write("hosts", format!("# test targets\n\n{}\n", lines.join("\n")))
 }
 
 /// rpush with fast retries, reading batches from a pipe.
-fn rpush_cmd(src: &Path, extra: &[&str]) -> Command {
+pub(crate) fn rpush_cmd(src: &Path, extra: &[&str]) -> Command {
     let mut c = Command::new(bin("rpush"));
     c.arg("-C")
         .arg(src)
@@ -185,13 +185,13 @@ fn rpush_cmd(src: &Path, extra: &[&str]) -> Command {
     c
 }
 
-fn count(hay: &[u8], needle: &str) -> usize {
+pub(crate) fn count(hay: &[u8], needle: &str) -> usize {
     let n = needle.as_bytes();
     hay.windows(n.len()).filter(|w| *w == n).count()
 }
 
 #[track_caller]
-fn assert_stderr(out: &Output, needle: &str) {
+pub(crate) fn assert_stderr(out: &Output, needle: &str) {
     assert!(
         out.stderr_str().contains(needle),
         "stderr lacks {needle:?}:\n{}",

@@ -86,6 +86,29 @@ impl Config {
             Ok(_) => return Err(format!("-C {}: not a directory", base_arg.display())),
             Err(e) => return Err(format!("-C {}: {}", base_arg.display(), os_error(&e))),
         }
+        // A base reached through a symlink: the watcher reports paths under whichever
+        // name it was given, so they would not match the base, and a link retargeted
+        // under a running rpush would point --delete at another tree.
+        match std::fs::canonicalize(base_path) {
+            Ok(real) if real.as_os_str().as_bytes() != base.as_slice() => {
+                return Err(format!(
+                    "-C {}: reached through a symbolic link (the directory is {}): give the real \
+                     directory, so that the watcher's paths match it and a retargeted link \
+                     cannot point --delete elsewhere",
+                    base_arg.display(),
+                    real.display()
+                ));
+            }
+            Ok(_) => {}
+            Err(e) => return Err(format!("-C {}: {}", base_arg.display(), os_error(&e))),
+        }
+        if cli.initial && base == b"/" {
+            return Err(
+                "--initial with -C /: a full sync of the whole file system (with --delete on every \
+                 target) is refused; give the directory you mean to mirror"
+                    .into(),
+            );
+        }
         let base_str = String::from_utf8_lossy(&base).into_owned();
 
         if let Some(t) = &cli.dest {

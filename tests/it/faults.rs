@@ -8,6 +8,7 @@
 
 mod hostile;
 mod journal;
+mod pipeline;
 mod targets;
 
 use std::fs;

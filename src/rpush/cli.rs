@@ -22,7 +22,8 @@ host never delays the others.";
 
 const AFTER_HELP: &str = "\
 Exit status: 0 when every host received everything, 1 when some host still lacks paths \
-after --drain-timeout (or after SIGINT/SIGTERM), 2 on usage errors.
+after --drain-timeout (or after SIGINT/SIGTERM), 2 on usage errors. SIGHUP re-reads the \
+hosts files.
 
 Example:
   rwait -mrq -e modify,create,delete,moved_to,moved_from,attrib /srv/www \\

@@ -37,6 +37,8 @@ pub struct Host {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub hosts: Vec<Host>,
+    /// Where the hosts came from, to read them again on SIGHUP.
+    pub sources: HostSources,
     /// The directory relative input paths are relative to (absolute).
     pub cwd: Vec<u8>,
     pub rsync: PathBuf,
@@ -52,6 +54,52 @@ pub struct Config {
     /// `--state-dir`, absolute, existing, and locked by this process.
     pub state_dir: Option<PathBuf>,
     pub verbosity: Verbosity,
+}
+
+/// The hosts files, `-t` targets and `-d` template: everything the host list is made of.
+#[derive(Debug, Clone)]
+pub struct HostSources {
+    pub files: Vec<PathBuf>,
+    pub targets: Vec<String>,
+    pub template: Option<String>,
+    /// The base as text, for bare hosts without `-d` (`host:BASE/`).
+    pub base: String,
+}
+
+impl HostSources {
+    /// Reads every hosts file and checks every target: at start, and again on SIGHUP.
+    /// The error is the whole message after `rpush: `, naming file and line.
+    pub fn resolve(&self) -> Result<Vec<Host>, String> {
+        let template = self.template.as_deref();
+        let mut targets: Vec<Target> = Vec::new();
+        for f in &self.files {
+            targets.extend(hosts::read_hosts_file(f, template, &self.base)?);
+        }
+        for t in &self.targets {
+            targets.push(hosts::make_target(t, template, &self.base, "-t".into()).map_err(|e| format!("-t {t}: {e}"))?);
+        }
+        if targets.is_empty() {
+            return Err("no targets: give -H FILE or -t DEST".into());
+        }
+        for (i, t) in targets.iter().enumerate() {
+            if let Some(prev) = targets[..i].iter().find(|p| p.dest == t.dest) {
+                return Err(format!(
+                    "{}: duplicate target '{}' (also at {})",
+                    t.origin, t.dest, prev.origin
+                ));
+            }
+        }
+        Ok(targets
+            .iter()
+            .map(|t| {
+                let shared = targets.iter().filter(|o| o.host == t.host).count() > 1;
+                Host {
+                    name: if shared { t.dest.clone() } else { t.host.clone() },
+                    target: t.clone(),
+                }
+            })
+            .collect())
+    }
 }
 
 /// Finds `prog` the way execvp would: as given when it has a `/`, else in `$PATH`.
@@ -114,37 +162,13 @@ impl Config {
         if let Some(t) = &cli.dest {
             hosts::check_template(t).map_err(|e| format!("--dest: {e}"))?;
         }
-        let mut targets: Vec<Target> = Vec::new();
-        for f in &cli.hosts {
-            targets.extend(hosts::read_hosts_file(f, cli.dest.as_deref(), &base_str)?);
-        }
-        for t in &cli.targets {
-            targets.push(
-                hosts::make_target(t, cli.dest.as_deref(), &base_str, "-t".into())
-                    .map_err(|e| format!("-t {t}: {e}"))?,
-            );
-        }
-        if targets.is_empty() {
-            return Err("no targets: give -H FILE or -t DEST".into());
-        }
-        for (i, t) in targets.iter().enumerate() {
-            if let Some(prev) = targets[..i].iter().find(|p| p.dest == t.dest) {
-                return Err(format!(
-                    "{}: duplicate target '{}' (also at {})",
-                    t.origin, t.dest, prev.origin
-                ));
-            }
-        }
-        let hosts = targets
-            .iter()
-            .map(|t| {
-                let shared = targets.iter().filter(|o| o.host == t.host).count() > 1;
-                Host {
-                    name: if shared { t.dest.clone() } else { t.host.clone() },
-                    target: t.clone(),
-                }
-            })
-            .collect();
+        let sources = HostSources {
+            files: cli.hosts.clone(),
+            targets: cli.targets.clone(),
+            template: cli.dest.clone(),
+            base: base_str,
+        };
+        let hosts = sources.resolve()?;
 
         if let Some(pf) = &cli.password_file {
             // rsync refuses an other-accessible password file (exit 1, §5.4); say so now.
@@ -206,6 +230,7 @@ impl Config {
         };
         Ok(Config {
             hosts,
+            sources,
             cwd,
             rsync,
             settings: Settings {

@@ -21,7 +21,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -69,6 +69,19 @@ pub struct HostSlot {
     pub host: Host,
     pub state: Mutex<HostState>,
     pub cv: Condvar,
+    /// Taken out of the hosts files (SIGHUP): the worker ends after its current push.
+    pub removed: AtomicBool,
+}
+
+impl HostSlot {
+    pub fn new(host: Host) -> HostSlot {
+        HostSlot {
+            host,
+            state: Mutex::new(HostState::default()),
+            cv: Condvar::new(),
+            removed: AtomicBool::new(false),
+        }
+    }
 }
 
 impl HostSlot {
@@ -119,7 +132,8 @@ impl Slots {
 pub struct Shared {
     pub cfg: Config,
     pub log: Log,
-    pub hosts: Vec<HostSlot>,
+    /// The current targets; SIGHUP replaces the list (see `run::reload`).
+    hosts: RwLock<Vec<Arc<HostSlot>>>,
     pub slots: Slots,
     /// Set at the end (drain timeout, signal): workers start no new push.
     pub stop: AtomicBool,
@@ -134,25 +148,27 @@ impl Shared {
         let log = Log {
             verbosity: cfg.verbosity,
         };
-        let hosts = cfg
-            .hosts
-            .iter()
-            .map(|h| HostSlot {
-                host: h.clone(),
-                state: Mutex::new(HostState::default()),
-                cv: Condvar::new(),
-            })
-            .collect();
+        let hosts = cfg.hosts.iter().map(|h| Arc::new(HostSlot::new(h.clone()))).collect();
         let slots = Slots::new(cfg.jobs);
         Shared {
             cfg,
             log,
-            hosts,
+            hosts: RwLock::new(hosts),
             slots,
             stop: AtomicBool::new(false),
             kill: AtomicBool::new(false),
             generation: AtomicU64::new(0),
         }
+    }
+
+    /// A snapshot of the current hosts.
+    pub fn hosts(&self) -> Vec<Arc<HostSlot>> {
+        self.hosts.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the host list (SIGHUP).
+    pub fn set_hosts(&self, hosts: Vec<Arc<HostSlot>>) {
+        *self.hosts.write().unwrap_or_else(|e| e.into_inner()) = hosts;
     }
 
     pub fn bump(&self) {
@@ -168,16 +184,15 @@ pub fn now_string() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// The worker loop for host `idx`; returns when its input is done and everything is
-/// delivered, or when rpush stops.
-pub fn host_worker(sh: &Shared, idx: usize) {
-    let slot = &sh.hosts[idx];
+/// The worker loop for one host; returns when its input is done and everything is
+/// delivered, when rpush stops, or when the host is removed.
+pub fn host_worker(sh: &Shared, slot: &HostSlot) {
     let name = &slot.host.name;
     loop {
         let batch = {
             let mut st = slot.lock();
             loop {
-                if sh.stopping() {
+                if sh.stopping() || slot.removed.load(Ordering::SeqCst) {
                     return;
                 }
                 if st.pending.is_empty() {

@@ -9,6 +9,7 @@
 mod hostile;
 mod journal;
 mod pipeline;
+mod reload;
 mod targets;
 
 use std::fs;

@@ -27,15 +27,15 @@ fn sh(dir: &Path, script: &str) {
 }
 
 /// The pipeline, started: rwait (ready), rbatch, rpush. rwait's stderr is collected.
-struct Pipeline {
+pub(super) struct Pipeline {
     rw: Child,
     rw_err: Arc<Mutex<Vec<u8>>>,
     rb: Child,
-    rp: Proc,
+    pub(super) rp: Proc,
 }
 
 impl Pipeline {
-    fn start(src: &Path, d: &Daemon, initial: bool) -> Pipeline {
+    pub(super) fn start(src: &Path, d: &[&Daemon], initial: bool) -> Pipeline {
         let mut rw = Command::new(bin("rwait"))
             .args(["-mr", "-e", EVENTS])
             .arg(src)
@@ -75,8 +75,11 @@ impl Pipeline {
         let mut cmd = Command::new(bin("rpush"));
         cmd.arg("-C")
             .arg(src)
-            .args(["--retry-min", "100ms", "-t", &d.url(), "--password-file"])
-            .arg(&d.password_file);
+            .args(["--retry-min", "100ms", "--retry-max", "500ms", "--password-file"])
+            .arg(&d[0].password_file);
+        for x in d {
+            cmd.args(["-t", &x.url()]);
+        }
         if initial {
             cmd.arg("--initial");
         }
@@ -93,7 +96,7 @@ impl Pipeline {
         String::from_utf8_lossy(&self.rw_err.lock().unwrap()).into_owned()
     }
 
-    fn finish(mut self) -> crate::util::Output {
+    pub(super) fn finish(mut self) -> crate::util::Output {
         let _ = self.rw.kill();
         let _ = self.rw.wait();
         let _ = self.rb.wait();
@@ -126,7 +129,7 @@ fn faults_kernel_queue_overflow_resyncs_the_tree_and_targets_converge() {
     let src = s.mkdir("src");
     let d = Daemon::start(&s, "a", "127.0.0.2");
     sh(&src, "mkdir d && cd d && seq 1 1000 | xargs touch");
-    let p = Pipeline::start(&src, &d, true);
+    let p = Pipeline::start(&src, &[&d], true);
     wait_converged("initial sync", &src, &[&d.module], &p.rp);
 
     signal(p.rw.id(), libc::SIGSTOP);
@@ -162,7 +165,7 @@ fn faults_stalled_consumer_during_a_burst_loses_no_event() {
     let src = s.mkdir("src");
     let d = Daemon::start(&s, "a", "127.0.0.2");
     sh(&src, "mkdir d && cd d && seq 1 1000 | xargs touch");
-    let p = Pipeline::start(&src, &d, true);
+    let p = Pipeline::start(&src, &[&d], true);
     wait_converged("initial sync", &src, &[&d.module], &p.rp);
 
     // rbatch stopped: rwait's pipe fills and rwait must hold ~60,000 events in memory.

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::batch::BatchReader;
+use super::batch::{BatchReader, MAX_RECORD, Skipped};
 use super::config::Config;
 use super::journal::{self, Journal};
 use super::status::{self, HostStatus};
@@ -186,9 +186,13 @@ fn read_input(sh: &Shared) {
     );
     let base = escape_bytes(&sh.cfg.settings.base);
     loop {
-        let next = reader.next_batch(|p| {
-            sh.log
-                .info(&format!("{}: outside the base {base}, skipped", escape_bytes(p)));
+        let next = reader.next_batch(|s| match s {
+            Skipped::Outside(p) => sh
+                .log
+                .info(&format!("{}: outside the base {base}, skipped", escape_bytes(p))),
+            Skipped::TooLong(n) => sh.log.error(&format!(
+                "input record of {n} bytes skipped: longer than {MAX_RECORD}, so not a path"
+            )),
         });
         match next {
             Ok(Some(batch)) => {

@@ -32,6 +32,7 @@ pub mod hosts;
 pub mod journal;
 pub mod log;
 pub mod paths;
+pub mod progress;
 pub mod retry;
 pub mod rsync;
 pub mod run;

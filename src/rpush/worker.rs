@@ -14,7 +14,7 @@
 
 use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
-use std::io::{self, Read, Write};
+use std::io::{self, IsTerminal, Read, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
@@ -29,10 +29,11 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
 use super::collapse::{self, Kind, Plan};
-use super::config::{Config, Host};
+use super::config::{Config, Host, Verbosity};
 use super::journal::Journal;
 use super::log::Log;
 use super::paths;
+use super::progress::{LineCounter, Progress};
 use super::retry::{Class, RetryState};
 use super::rsync::{self, Ended, Verdict};
 use crate::common::msg::escape_bytes;
@@ -134,6 +135,8 @@ pub struct Shared {
     pub log: Log,
     /// The current targets; SIGHUP replaces the list (see `run::reload`).
     hosts: RwLock<Vec<Arc<HostSlot>>>,
+    /// The progress line, when stderr is a terminal.
+    pub progress: Option<Progress>,
     pub slots: Slots,
     /// Set at the end (drain timeout, signal): workers start no new push.
     pub stop: AtomicBool,
@@ -145,8 +148,11 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(cfg: Config) -> Shared {
+        // Progress only for a person watching: stderr a terminal, and not -q.
+        let progress = (cfg.verbosity >= Verbosity::Normal && io::stderr().is_terminal()).then(Progress::default);
         let log = Log {
             verbosity: cfg.verbosity,
+            progress: progress.is_some(),
         };
         let hosts = cfg.hosts.iter().map(|h| Arc::new(HostSlot::new(h.clone()))).collect();
         let slots = Slots::new(cfg.jobs);
@@ -154,6 +160,7 @@ impl Shared {
             cfg,
             log,
             hosts: RwLock::new(hosts),
+            progress,
             slots,
             stop: AtomicBool::new(false),
             kill: AtomicBool::new(false),
@@ -381,7 +388,26 @@ fn push(sh: &Shared, host: &Host, batch: &BTreeSet<Vec<u8>>) -> Outcome {
         plan.updates.len(),
         plural(plan.updates.len())
     ));
-    let run = run_child(&sh.cfg.rsync, &args, &[], list, sh.cfg.watchdog, &sh.kill);
+    let started = Instant::now();
+    let mut counter = LineCounter::default();
+    let mut on_out = |chunk: &[u8]| {
+        if let Some(p) = &sh.progress {
+            counter.feed(chunk);
+            p.update(&host.name, started, counter.counts);
+        }
+    };
+    let run = run_child(
+        &sh.cfg.rsync,
+        &args,
+        &[],
+        list,
+        sh.cfg.watchdog,
+        &sh.kill,
+        Some(&mut on_out),
+    );
+    if let Some(p) = &sh.progress {
+        p.done(&host.name);
+    }
     match rsync::classify(run.ended, &run.stderr) {
         Verdict::Ok { vanished } => {
             let report = rsync::parse_stdout(&run.stdout);
@@ -456,7 +482,7 @@ fn run_hook(sh: &Shared, host: &Host, cmd: &[OsString], plan: &Plan) {
         ("RPUSH_DEST", host.target.dest.as_str()),
     ];
     let program = Path::new(&argv[0]);
-    let run = run_child(program, &argv[1..], &env, stdin, sh.cfg.watchdog, &sh.kill);
+    let run = run_child(program, &argv[1..], &env, stdin, sh.cfg.watchdog, &sh.kill, None);
     let shown = rsync::display(program, &argv[1..]);
     match run.ended {
         Ended::Code(0) => sh.log.verbose(&format!("{}: --on-push {shown}: ok", host.name)),
@@ -502,6 +528,9 @@ fn replace(hay: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// Called with each chunk of a child's stdout as it arrives (the progress line).
+pub type OnStdout<'a> = &'a mut dyn FnMut(&[u8]);
 
 /// The result of one child process.
 pub struct ChildRun {
@@ -563,6 +592,7 @@ pub fn run_child(
     input: Vec<u8>,
     watchdog: Duration,
     stop: &AtomicBool,
+    mut on_stdout: Option<OnStdout>,
 ) -> ChildRun {
     let start = Instant::now();
     let mut cmd = Command::new(program);
@@ -614,6 +644,9 @@ pub fn run_child(
             // Wakes on output, so an exit (which closes the pipes) is seen at once.
             match rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(Ev::Out(b)) => {
+                    if let Some(f) = on_stdout.as_mut() {
+                        f(&b);
+                    }
                     stdout.extend_from_slice(&b);
                     last_progress = Instant::now();
                 }
@@ -705,6 +738,7 @@ mod tests {
             vec![],
             Duration::from_millis(300),
             &stop,
+            None,
         );
         assert_eq!(run.ended, Ended::Watchdog);
         assert!(run.elapsed < Duration::from_secs(5), "{:?}", run.elapsed);
@@ -714,7 +748,15 @@ mod tests {
     fn watchdog_escalates_to_sigkill() {
         let stop = AtomicBool::new(false);
         let args: Vec<OsString> = vec!["-c".into(), "trap '' TERM; sleep 30 & wait; sleep 30".into()];
-        let run = run_child(Path::new("sh"), &args, &[], vec![], Duration::from_millis(200), &stop);
+        let run = run_child(
+            Path::new("sh"),
+            &args,
+            &[],
+            vec![],
+            Duration::from_millis(200),
+            &stop,
+            None,
+        );
         assert_eq!(run.ended, Ended::Watchdog);
         assert!(
             run.elapsed >= KILL_GRACE && run.elapsed < KILL_GRACE * 3,
@@ -727,7 +769,15 @@ mod tests {
     fn watchdog_still_applies_after_the_child_closes_its_output() {
         let stop = AtomicBool::new(false);
         let args: Vec<OsString> = vec!["-c".into(), "exec >&- 2>&-; sleep 30".into()];
-        let run = run_child(Path::new("sh"), &args, &[], vec![], Duration::from_millis(300), &stop);
+        let run = run_child(
+            Path::new("sh"),
+            &args,
+            &[],
+            vec![],
+            Duration::from_millis(300),
+            &stop,
+            None,
+        );
         assert_eq!(run.ended, Ended::Watchdog);
         assert!(run.elapsed < Duration::from_secs(5), "{:?}", run.elapsed);
     }
@@ -742,6 +792,7 @@ mod tests {
             vec![],
             Duration::from_secs(60),
             &stop,
+            None,
         );
         assert_eq!(run.ended, Ended::Signal(libc::SIGTERM));
     }
@@ -757,6 +808,7 @@ mod tests {
             b"in\0put".to_vec(),
             Duration::from_secs(10),
             &stop,
+            None,
         );
         assert_eq!(run.ended, Ended::Code(3));
         assert_eq!(run.stdout, b"in\0put");
@@ -768,6 +820,7 @@ mod tests {
             vec![],
             Duration::from_secs(1),
             &stop,
+            None,
         );
         assert_eq!(run.ended, Ended::NotStarted);
         assert!(run.spawn_error.unwrap().contains("No such file"));

@@ -1030,3 +1030,77 @@ fn rpush_exit_24_is_success_and_vanished_paths_go_round_again() {
     assert_eq!(out.code, 0, "{}", out.stderr_str());
     assert!(!out.stderr_str().contains("failed"), "{}", out.stderr_str());
 }
+
+// ---------------------------------------------------------------------------------------
+// Progress on a terminal (issue 7)
+
+/// A source whose push takes a few seconds under `--bwlimit`: 60 files of 40 kB, so
+/// rsync reports items all along.
+fn slow_source(s: &Scratch) -> PathBuf {
+    let src = s.mkdir("src");
+    let mut x: u32 = 7;
+    for i in 0..60 {
+        let data: Vec<u8> = (0..40_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect();
+        write_file(&src, format!("f{i:02}").as_bytes(), &data);
+    }
+    src
+}
+
+#[test]
+fn rpush_progress_stays_off_when_stderr_is_not_a_terminal() {
+    let s = Scratch::new();
+    let src = slow_source(&s);
+    let d = Daemon::start(&s, "a", "127.0.0.2");
+    let mut cmd = rpush_cmd(&src, &["--initial", "-t", &d.url(), "--password-file"]);
+    cmd.arg(&d.password_file).args(["--", "--bwlimit=1000"]);
+    cmd.stdin(Stdio::null());
+    let rp = Proc::spawn(cmd);
+    let out = rp.wait_exit(DEADLINE);
+    assert_eq!(out.code, 0, "{}", out.stderr_str());
+    assert_stderr(&out, "127.0.0.2: pushed 1 path");
+    // The push ran well past the progress delay, yet the log has no progress line.
+    assert!(
+        !out.stderr.contains(&b'\r') && !out.stderr_str().contains("pushing:"),
+        "{}",
+        out.stderr_str()
+    );
+}
+
+#[test]
+fn rpush_progress_shows_files_and_bytes_on_a_terminal() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: script(1) (bsdutils) is not installed");
+        return;
+    }
+    let s = Scratch::new();
+    let src = slow_source(&s);
+    let d = Daemon::start(&s, "a", "127.0.0.2");
+    // script(1) runs rpush on a pseudo-terminal; its own stdout is the terminal's output.
+    let inner = format!(
+        "{} -C {} --initial -t {} --password-file {} -- --bwlimit=1000 </dev/null",
+        bin("rpush").display(),
+        src.display(),
+        d.url(),
+        d.password_file.display()
+    );
+    let mut cmd = Command::new("script");
+    cmd.args(["-qfec", &inner, "/dev/null"]).stdin(Stdio::null());
+    let out = Proc::spawn(cmd).wait_exit(DEADLINE);
+    let text = out.stdout_str();
+    assert_eq!(out.code, 0, "{text}\n{}", out.stderr_str());
+    assert!(
+        text.contains("\r\x1b[Krpush: pushing: 127.0.0.2: "),
+        "no progress line:\n{text:?}"
+    );
+    assert!(text.contains(" files, "), "{text:?}");
+    // The log line after the push clears the progress line first.
+    assert!(text.contains("\r\x1b[K"), "{text:?}");
+    assert!(text.contains("127.0.0.2: pushed 1 path"), "{text:?}");
+}

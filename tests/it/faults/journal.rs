@@ -231,3 +231,76 @@ fn faults_state_dir_refusals() {
     drop(keep);
     first.wait_exit(DEADLINE);
 }
+
+#[test]
+fn faults_second_sigterm_kills_the_running_rsync_and_the_journal_keeps_its_paths() {
+    let s = Scratch::new();
+    let src = s.mkdir("src");
+    let state = s.join("state");
+    let a = Daemon::start(&s, "a", "127.0.0.2");
+    write_file(&src, b"big", &noise(2 << 20, 5));
+    // 2 MiB at 100 kB/s: 20 s, far longer than this test waits.
+    let mut cmd = rpush_cmd(&src, &["-0", "-t", &a.url(), "--state-dir"]);
+    cmd.arg(&state).arg("--password-file").arg(&a.password_file);
+    cmd.args(["--", "--bwlimit=100"]);
+    let mut rp = Proc::spawn(cmd);
+    let mut stdin = rp.stdin();
+    send(&mut stdin, &batch0(&src, &[b"big"]));
+    wait_transfer_started(&a.module, "big");
+    rp.signal(libc::SIGTERM);
+    rp.wait_stderr("signal received: stopping");
+    rp.signal(libc::SIGTERM);
+    let out = rp.wait_exit(std::time::Duration::from_secs(10));
+    assert_eq!(out.code, 1, "{}", out.stderr_str());
+    assert_stderr(&out, "not delivered: 127.0.0.2 lacks 1 path");
+    assert_stderr(&out, ", kept in ");
+    drop(stdin);
+    let rp = replay_run(&src, &state, &[&a]);
+    wait_converged("from the journal", &src, &[&a.module], &rp);
+    let out = rp.wait_exit(DEADLINE);
+    assert_eq!(out.code, 0, "{}", out.stderr_str());
+    assert_stderr(&out, "127.0.0.2: replaying 1 pending path");
+}
+
+#[test]
+fn faults_full_state_dir_keeps_delivering_and_says_so() {
+    let s = Scratch::new();
+    let src = s.mkdir("src");
+    let state = s.mkdir("state");
+    let Some(_disk) = crate::rsyncd::Tmpfs::mount(&state, "64k") else {
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    };
+    let a = Daemon::start(&s, "a", "127.0.0.2");
+    let mut cmd = rpush_cmd(&src, &["-0", "-t", &a.url(), "--state-dir"]);
+    cmd.arg(&state).arg("--password-file").arg(&a.password_file);
+    let mut rp = Proc::spawn(cmd);
+    let mut stdin = rp.stdin();
+    write_file(&src, b"first", b"1");
+    send(&mut stdin, &batch0(&src, &[b"first"]));
+    wait_converged("with room", &src, &[&a.module], &rp);
+    // Fill the state directory's disk to the last byte.
+    {
+        let mut f = fs::File::create(state.join("filler")).unwrap();
+        let block = vec![0u8; 4096];
+        while f.write_all(&block).is_ok() {}
+        while f.write_all(&[0]).is_ok() {}
+    }
+    // A batch bigger than a page (tmpfs appends within an allocated page succeed).
+    let names: Vec<Vec<u8>> = (0..20)
+        .map(|i| format!("{i:02}{}", "n".repeat(200)).into_bytes())
+        .collect();
+    for n in &names {
+        write_file(&src, n, b"2");
+    }
+    let refs: Vec<&[u8]> = names.iter().map(|n| n.as_slice()).collect();
+    send(&mut stdin, &batch0(&src, &refs));
+    // The batch cannot be journaled, and is pushed all the same.
+    rp.wait_stderr("No space left on device; batch of 20 paths queued in memory only");
+    wait_converged("with a full state dir", &src, &[&a.module], &rp);
+    // Nor can the journal be compacted after that push: said, and nothing else changes.
+    rp.wait_stderr(".journal: No space left on device\n");
+    drop(stdin);
+    let out = rp.wait_exit(DEADLINE);
+    assert_eq!(out.code, 0, "{}", out.stderr_str());
+}

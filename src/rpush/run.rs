@@ -18,6 +18,10 @@ use super::status::{self, HostStatus};
 use super::worker::{self, HostSlot, HostState, Shared, human_duration, plural};
 use crate::common::msg::{eprint, escape_bytes};
 
+/// After SIGTERM/SIGINT, how long input may still arrive (a batch rbatch flushes on the
+/// same signal) before rpush exits; it is journaled, not pushed.
+const INPUT_GRACE: Duration = Duration::from_millis(1000);
+
 /// How often the main thread looks at the hosts (status file, drain, signals).
 const TICK: Duration = Duration::from_millis(50);
 
@@ -131,10 +135,17 @@ pub fn run(cfg: Config) -> ExitCode {
     if state == "stopped" {
         // A signal: running rsyncs may finish (they are mid-transfer and a finished one
         // need not be redone), within --drain-timeout; a second signal cuts it short.
+        // Meanwhile the reader still journals what arrives: the whole pipeline gets the
+        // same SIGTERM from systemd, and rbatch flushes its batch to us on it; up to
+        // INPUT_GRACE is given for that batch and the end of input behind it.
         signalled.store(false, Ordering::SeqCst);
-        let until = Instant::now() + sh.cfg.drain_timeout;
-        while sh.hosts().iter().any(|h| h.lock().running) && Instant::now() < until && !signalled.load(Ordering::SeqCst)
-        {
+        let start = Instant::now();
+        let until = start + sh.cfg.drain_timeout;
+        let busy = || {
+            sh.hosts().iter().any(|h| h.lock().running)
+                || (!input_done.load(Ordering::SeqCst) && start.elapsed() < INPUT_GRACE)
+        };
+        while busy() && Instant::now() < until && !signalled.load(Ordering::SeqCst) {
             thread::sleep(TICK);
         }
     }

@@ -183,3 +183,107 @@ fn faults_stalled_consumer_during_a_burst_loses_no_event() {
     assert_eq!(out.code, 0, "{}", out.stderr_str());
     assert!(fs::metadata(d.module.join("burst/300")).is_ok());
 }
+
+/// rchar of a process: bytes it has read.
+fn bytes_read(pid: u32) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/io"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("rchar:"))
+                .and_then(|l| l[6..].trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn faults_sigterm_to_the_whole_pipeline_loses_nothing_with_a_state_dir() {
+    let s = Scratch::new();
+    let src = s.mkdir("src");
+    let state = s.join("state");
+    let mut d = Daemon::start(&s, "a", "127.0.0.2");
+    d.stop();
+    fs::write(src.join("old"), b"o").unwrap();
+    let mut rw = Command::new(bin("rwait"))
+        .args(["-mrq", "-e", EVENTS])
+        .arg(&src)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn rwait");
+    // A long quiet period: the change is still in rbatch's batch when the signal comes.
+    let mut rb = Command::new(bin("rbatch"))
+        .arg("30s")
+        .stdin(Stdio::from(rw.stdout.take().unwrap()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn rbatch");
+    let mut cmd = Command::new(bin("rpush"));
+    cmd.arg("-C")
+        .arg(&src)
+        .args(["-t", &d.url(), "--password-file"])
+        .arg(&d.password_file)
+        .arg("--state-dir")
+        .arg(&state)
+        .stdin(Stdio::from(rb.stdout.take().unwrap()));
+    let rp = Proc::spawn(cmd);
+    // rwait is ready once its watches exist; -q hides the banner, so watch /proc.
+    let end = std::time::Instant::now() + DEADLINE;
+    let watches = |pid: u32| {
+        fs::read_dir(format!("/proc/{pid}/fdinfo"))
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| fs::read_to_string(e.path()).ok())
+                    .map(|t| t.matches("inotify wd:").count())
+                    .sum::<usize>()
+            })
+            .unwrap_or(0)
+    };
+    while watches(rw.id()) < 1 {
+        assert!(std::time::Instant::now() < end, "rwait never watched");
+        thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // rpush is ready (its signal handlers set) once its journal exists.
+    while super::journals(&state).is_empty() {
+        assert!(std::time::Instant::now() < end, "rpush never opened its journal");
+        thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let before = bytes_read(rb.id());
+    write_file(&src, b"new", b"n");
+    // rbatch has read the event: the path sits in its open batch.
+    while bytes_read(rb.id()) == before {
+        assert!(std::time::Instant::now() < end, "rbatch never read the event");
+        thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // What systemd does on stop: SIGTERM to every process of the service.
+    for pid in [rw.id(), rb.id(), rp.pid() as u32] {
+        signal(pid, libc::SIGTERM);
+    }
+    let _ = rw.wait();
+    let _ = rb.wait();
+    let out = rp.wait_exit(DEADLINE);
+    // The host is down, so the batch rbatch flushed on the signal can only survive in
+    // the journal: rpush must have read and journaled it before exiting.
+    assert_eq!(out.code, 1, "{}", out.stderr_str());
+    assert!(out.stderr_str().contains("lacks 1 path"), "{}", out.stderr_str());
+    assert!(out.stderr_str().contains(", kept in "), "{}", out.stderr_str());
+    d.restart();
+
+    let mut cmd = Command::new(bin("rpush"));
+    cmd.arg("-C")
+        .arg(&src)
+        .args(["-t", &d.url(), "--password-file"])
+        .arg(&d.password_file)
+        .arg("--state-dir")
+        .arg(&state)
+        .stdin(Stdio::null());
+    let out = Proc::spawn(cmd).wait_exit(DEADLINE);
+    assert_eq!(out.code, 0, "{}", out.stderr_str());
+    assert!(
+        out.stderr_str().contains("replaying 1 pending path"),
+        "{}",
+        out.stderr_str()
+    );
+    assert_eq!(fs::read(d.module.join("new")).unwrap(), b"n");
+}

@@ -2,7 +2,7 @@
 //! worker thread per host pushes, and the main thread keeps the status file current and
 //! decides when to stop: at end of input once every host has everything or
 //! `--drain-timeout` has passed, or on SIGINT/SIGTERM (running rsyncs may finish first).
-//! SIGHUP re-reads the hosts files ([`reload`]).
+//! SIGHUP re-reads the hosts files (`reload`).
 
 use std::io;
 use std::process::ExitCode;

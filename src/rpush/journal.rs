@@ -13,7 +13,8 @@
 //! file    = MAGIC record*
 //! MAGIC   = "rpush-journal 1\n"                      (16 bytes)
 //! record  = len:u32le crc:u32le payload[len]         crc = CRC-32 (IEEE) of payload
-//! payload = 'H' destination                          (first record: whose journal)
+//! payload = 'H' destination NUL base                 (first record: whose journal,
+//!                                                     paths relative to which base)
 //!         | 'B' (path NUL)*                          (one batch, base-relative paths;
 //!                                                     the empty path is the whole base)
 //! ```
@@ -98,6 +99,8 @@ fn batch_payload<'a>(paths: impl IntoIterator<Item = &'a Vec<u8>>) -> Vec<u8> {
 pub struct Replay {
     /// The destination named in the header record, when there was one.
     pub dest: Option<String>,
+    /// The base the paths are relative to, from the header record.
+    pub base: Option<Vec<u8>>,
     /// Every path of every intact batch.
     pub paths: BTreeSet<Vec<u8>>,
     pub batches: usize,
@@ -161,7 +164,13 @@ pub fn parse(data: &[u8]) -> Replay {
         }
         match payload.first() {
             Some(&HEADER) if out.dest.is_none() => {
-                out.dest = Some(String::from_utf8_lossy(&payload[1..]).into_owned());
+                let body = &payload[1..];
+                let (dest, base) = match body.iter().position(|&b| b == 0) {
+                    Some(i) => (&body[..i], Some(body[i + 1..].to_vec())),
+                    None => (body, None),
+                };
+                out.dest = Some(String::from_utf8_lossy(dest).into_owned());
+                out.base = base;
             }
             Some(&BATCH) => {
                 let body = &payload[1..];
@@ -191,6 +200,7 @@ pub fn parse(data: &[u8]) -> Replay {
 pub struct Journal {
     pub path: PathBuf,
     dest: String,
+    base: Vec<u8>,
     file: File,
     /// Current size, to decide when compaction is worth it.
     pub size: u64,
@@ -208,27 +218,38 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 impl Journal {
     /// Opens (creating when missing) the journal for `dest` in `dir` and replays it.
     /// A bad tail is moved aside to `FILE.corrupt` and the journal rewritten from the
-    /// intact part, so the next append lands after good records.
-    pub fn open(dir: &Path, dest: &str) -> io::Result<(Journal, Replay)> {
+    /// intact part, so the next append lands after good records. A journal written for
+    /// another base is kept aside as `FILE.otherbase` and its paths are not returned
+    /// (relative to another base they name other files); the caller reports it.
+    pub fn open(dir: &Path, dest: &str, base: &[u8]) -> io::Result<(Journal, Replay)> {
         let path = dir.join(file_name(dest));
         let data = match fs::read(&path) {
             Ok(d) => d,
             Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(e),
         };
-        let replay = parse(&data);
+        let mut replay = parse(&data);
+        let aside = |suffix: &str| -> io::Result<()> {
+            let mut p = path.as_os_str().to_os_string();
+            p.push(suffix);
+            fs::write(&p, &data)
+        };
         if replay.bad_tail.is_some() {
-            let mut aside = path.as_os_str().to_os_string();
-            aside.push(".corrupt");
-            fs::write(&aside, &data)?;
+            aside(".corrupt")?;
+        }
+        let other_base = replay.base.as_deref().is_some_and(|b| b != base);
+        if other_base {
+            aside(".otherbase")?;
+            replay.paths.clear();
         }
         let mut j = Journal {
             file: open_append(&path)?,
             path,
             dest: dest.to_string(),
+            base: base.to_vec(),
             size: data.len() as u64,
         };
-        if data.is_empty() || replay.bad_tail.is_some() || replay.dest.as_deref() != Some(dest) {
+        if data.is_empty() || replay.bad_tail.is_some() || other_base || replay.dest.as_deref() != Some(dest) {
             j.rewrite(&replay.paths)?;
         }
         Ok((j, replay))
@@ -249,6 +270,8 @@ impl Journal {
         let mut data = MAGIC.to_vec();
         let mut header = vec![HEADER];
         header.extend_from_slice(self.dest.as_bytes());
+        header.push(0);
+        header.extend_from_slice(&self.base);
         data.extend_from_slice(&record(&header));
         if !pending.is_empty() {
             data.extend_from_slice(&record(&batch_payload(pending)));
@@ -321,19 +344,19 @@ mod tests {
     #[test]
     fn append_reopen_replays_and_rewrite_compacts() {
         let d = tempfile::tempdir().unwrap();
-        let (mut j, r) = Journal::open(d.path(), "h:/x").unwrap();
+        let (mut j, r) = Journal::open(d.path(), "h:/x", b"/src").unwrap();
         assert_eq!(r.paths, set(&[]));
         j.append(&set(&[b"a", b"new\nline", b"\xff-"])).unwrap();
         j.append(&set(&[b""])).unwrap();
         drop(j);
-        let (mut j, r) = Journal::open(d.path(), "h:/x").unwrap();
+        let (mut j, r) = Journal::open(d.path(), "h:/x", b"/src").unwrap();
         assert_eq!(r.dest.as_deref(), Some("h:/x"));
         assert_eq!(r.batches, 2);
         assert_eq!(r.paths, set(&[b"", b"a", b"new\nline", b"\xff-"]));
         assert_eq!(r.bad_tail, None);
         j.rewrite(&set(&[b"a"])).unwrap();
         drop(j);
-        let (_, r) = Journal::open(d.path(), "h:/x").unwrap();
+        let (_, r) = Journal::open(d.path(), "h:/x", b"/src").unwrap();
         assert_eq!(r.paths, set(&[b"a"]));
         assert_eq!(r.batches, 1);
         let names: Vec<_> = fs::read_dir(d.path())
@@ -346,7 +369,7 @@ mod tests {
     #[test]
     fn every_cut_of_the_last_record_keeps_the_intact_part() {
         let d = tempfile::tempdir().unwrap();
-        let (mut j, _) = Journal::open(d.path(), "h:/x").unwrap();
+        let (mut j, _) = Journal::open(d.path(), "h:/x", b"/src").unwrap();
         j.append(&set(&[b"one"])).unwrap();
         let good = fs::read(&j.path).unwrap();
         j.append(&set(&[b"two", b"three"])).unwrap();
@@ -375,14 +398,14 @@ mod tests {
     #[test]
     fn a_bad_tail_is_kept_aside_and_the_journal_repaired() {
         let d = tempfile::tempdir().unwrap();
-        let (mut j, _) = Journal::open(d.path(), "h:/x").unwrap();
+        let (mut j, _) = Journal::open(d.path(), "h:/x", b"/src").unwrap();
         j.append(&set(&[b"kept"])).unwrap();
         drop(j);
         let path = d.path().join(file_name("h:/x"));
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(b"\x03\x00\x00\x00garbage").unwrap();
         drop(f);
-        let (mut j, r) = Journal::open(d.path(), "h:/x").unwrap();
+        let (mut j, r) = Journal::open(d.path(), "h:/x", b"/src").unwrap();
         assert_eq!(r.paths, set(&[b"kept"]));
         assert!(r.bad_tail.unwrap().cause.contains("checksum"));
         let mut aside = path.clone().into_os_string();
@@ -390,7 +413,7 @@ mod tests {
         assert!(fs::read(&aside).unwrap().ends_with(b"garbage"));
         j.append(&set(&[b"later"])).unwrap();
         drop(j);
-        let (_, r) = Journal::open(d.path(), "h:/x").unwrap();
+        let (_, r) = Journal::open(d.path(), "h:/x", b"/src").unwrap();
         assert_eq!((r.paths, r.bad_tail), (set(&[b"kept", b"later"]), None));
     }
 
@@ -412,10 +435,25 @@ mod tests {
     #[test]
     fn strangers_are_journals_of_other_destinations() {
         let d = tempfile::tempdir().unwrap();
-        Journal::open(d.path(), "old:/x").unwrap();
-        Journal::open(d.path(), "new:/x").unwrap();
+        Journal::open(d.path(), "old:/x", b"/src").unwrap();
+        Journal::open(d.path(), "new:/x", b"/src").unwrap();
         let s = strangers(d.path(), &["new:/x"]).unwrap();
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].1.as_deref(), Some("old:/x"));
+    }
+
+    #[test]
+    fn a_journal_of_another_base_is_set_aside() {
+        let d = tempfile::tempdir().unwrap();
+        let (mut j, _) = Journal::open(d.path(), "h:/x", b"/src").unwrap();
+        j.append(&set(&[b"a"])).unwrap();
+        drop(j);
+        let (_, r) = Journal::open(d.path(), "h:/x", b"/other").unwrap();
+        assert_eq!(r.base.as_deref(), Some(&b"/src"[..]));
+        assert!(r.paths.is_empty());
+        let aside = d.path().join(format!("{}.otherbase", file_name("h:/x")));
+        assert!(aside.exists());
+        let (_, r) = Journal::open(d.path(), "h:/x", b"/other").unwrap();
+        assert_eq!((r.base.as_deref(), r.paths.len()), (Some(&b"/other"[..]), 0));
     }
 }

@@ -224,7 +224,8 @@ fn read_input(sh: &Shared) {
 /// are no longer targets (kept: the user decides).
 fn open_journals(sh: &Shared, dir: &std::path::Path, slots: &[Arc<HostSlot>]) -> Result<(), String> {
     for h in slots {
-        let (j, replay) = Journal::open(dir, &h.host.target.dest).map_err(|e| {
+        let base = &sh.cfg.settings.base;
+        let (j, replay) = Journal::open(dir, &h.host.target.dest, base).map_err(|e| {
             format!(
                 "--state-dir {}: {}: {}",
                 dir.display(),
@@ -233,6 +234,18 @@ fn open_journals(sh: &Shared, dir: &std::path::Path, slots: &[Arc<HostSlot>]) ->
             )
         })?;
         let mut st = h.lock();
+        if let Some(other) = replay.base.as_deref().filter(|b| b != base) {
+            sh.log.error(&format!(
+                "{}: journal {} was written for base {}, not {}: its paths are not replayed \
+                 (kept in {}.otherbase); queueing a full sync",
+                h.host.name,
+                j.path.display(),
+                escape_bytes(other),
+                escape_bytes(base),
+                j.path.display()
+            ));
+            st.pending.insert(Vec::new());
+        }
         if let Some(bad) = &replay.bad_tail {
             sh.log.error(&format!(
                 "{}: journal {}: {} at byte {} ({} byte{} not replayed, kept in {}.corrupt); \

@@ -304,3 +304,36 @@ fn faults_full_state_dir_keeps_delivering_and_says_so() {
     let out = rp.wait_exit(DEADLINE);
     assert_eq!(out.code, 0, "{}", out.stderr_str());
 }
+
+#[test]
+fn faults_a_journal_written_for_another_base_is_not_replayed_against_this_one() {
+    let s = Scratch::new();
+    let src = s.mkdir("src");
+    let other = s.mkdir("other");
+    let state = s.join("state");
+    let mut d = Daemon::start(&s, "a", "127.0.0.2");
+    d.stop();
+    journal_with_batches(&s, &src, &state, &d, &[b"from-src"]);
+    // Same state dir, another base: "from-src" names nothing under it.
+    write_file(&other, b"only-in-other", b"o");
+    d.restart();
+    let rp = replay_run(&other, &state, &[&d]);
+    wait_converged("the new base, fully", &other, &[&d.module], &rp);
+    let out = rp.wait_exit(DEADLINE);
+    assert_eq!(out.code, 0, "{}", out.stderr_str());
+    assert_stderr(
+        &out,
+        &format!("was written for base {}, not {}", src.display(), other.display()),
+    );
+    assert!(
+        !out.stderr_str().contains("replaying 1 pending path"),
+        "{}",
+        out.stderr_str()
+    );
+    let aside: Vec<_> = fs::read_dir(&state)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".otherbase"))
+        .collect();
+    assert_eq!(aside.len(), 1);
+}

@@ -286,9 +286,10 @@ pub fn host_worker(sh: &Shared, slot: &HostSlot) {
     }
 }
 
-/// After a success the journal is rewritten to hold just what is still pending, so it
-/// never grows beyond one batch per failed push. A failed compaction leaves the old,
-/// longer journal: replaying it re-pushes paths already delivered, which is harmless.
+/// After a success (and at exit) the journal is rewritten to hold just what is still
+/// pending. While a host is down it grows by one record per accepted batch, duplicates
+/// included, until the next success. A failed compaction leaves the old, longer
+/// journal: replaying it re-pushes paths already delivered, which is harmless.
 pub fn compact(sh: &Shared, name: &str, st: &mut HostState) {
     let HostState { journal, pending, .. } = st;
     if let Some(j) = journal

@@ -805,4 +805,43 @@ mod tests {
             }
         }
     }
+
+    use proptest::prelude::Strategy as _;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, ..Default::default() })]
+
+        /// Any records, built from bytes and the tokens that steer the parser (event
+        /// names, commas, quotes, spaces): no panic, what is held back for an open CSV
+        /// record stays bounded, and nothing is held once input ends.
+        #[test]
+        fn any_records_parse_without_panic_and_bounded(
+            recs in proptest::collection::vec(
+                proptest::collection::vec(
+                    proptest::prop_oneof![
+                        proptest::num::u8::ANY.prop_map(|b| vec![b]),
+                        proptest::sample::select(vec![
+                            &b" CREATE "[..], b",", b"\"", b"\"\"", b" ", b"/", b"CLOSE_WRITE,CLOSE",
+                            b"MOVED_TO,ISDIR", b"Q_OVERFLOW", b"\n", b"w/,", b",DELETE,",
+                        ]).prop_map(|t| t.to_vec()),
+                    ],
+                    0..40,
+                ).prop_map(|parts| parts.concat()),
+                0..60,
+            ),
+            format in proptest::sample::select(vec![
+                InputFormat::Auto, InputFormat::Default, InputFormat::Csv, InputFormat::Path,
+            ]),
+        ) {
+            let mut p = Parser::new(format);
+            let mut got = Got::default();
+            for (i, rec) in recs.iter().enumerate() {
+                p.feed(i as u64 + 1, rec, &mut got);
+                let held: usize = p.pending.iter().map(|(_, r)| r.len()).sum();
+                proptest::prop_assert!(held <= MAX_PENDING + rec.len(), "{held}");
+            }
+            p.give_up(&mut got);
+            proptest::prop_assert!(!p.has_pending());
+        }
+    }
 }

@@ -9,14 +9,40 @@
 //!
 //! Each path is made relative to the base here; a path outside the base is handed to the
 //! caller to report and is not part of the batch.
+//!
+//! Memory is bounded whatever the input: a record longer than [`MAX_RECORD`] cannot be a
+//! path (PATH_MAX is 4096) and is skipped without being buffered, and a batch is handed
+//! on once it holds [`MAX_BATCH`] paths even without an empty record.
 
 use std::io::{self, Read};
 
 use super::paths;
-use crate::common::records::RecordReader;
+
+/// The longest record kept; longer ones are reported and skipped.
+pub const MAX_RECORD: usize = 64 * 1024;
+/// A batch is handed on at this many paths (rbatch's default `--max-paths`).
+pub const MAX_BATCH: usize = 10_000;
+
+/// What the reader skipped, for the caller to report.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Skipped<'a> {
+    /// A path outside the base (as given).
+    Outside(&'a [u8]),
+    /// A record of this many bytes: too long to be a path.
+    TooLong(usize),
+}
+
+enum Record {
+    Bytes(Vec<u8>),
+    TooLong(usize),
+}
 
 pub struct BatchReader<R> {
-    records: RecordReader<R>,
+    input: R,
+    delim: u8,
+    buf: Vec<u8>,
+    start: usize,
+    eof: bool,
     cwd: Vec<u8>,
     base: Vec<u8>,
     separated: bool,
@@ -25,36 +51,109 @@ pub struct BatchReader<R> {
 impl<R: Read> BatchReader<R> {
     pub fn new(input: R, delim: u8, cwd: Vec<u8>, base: Vec<u8>) -> Self {
         BatchReader {
-            records: RecordReader::new(input, delim),
+            input,
+            delim,
+            buf: Vec::with_capacity(64 * 1024),
+            start: 0,
+            eof: false,
             cwd,
             base,
             separated: false,
         }
     }
 
+    /// Bytes of a further record are already buffered.
+    fn has_buffered(&self) -> bool {
+        self.start < self.buf.len()
+    }
+
+    /// The next record, or `None` at end of input. Retries interrupted reads. A record
+    /// over `MAX_RECORD` is dropped as it is read, so the buffer never exceeds
+    /// `MAX_RECORD` plus one read.
+    fn next_record(&mut self) -> io::Result<Option<Record>> {
+        let mut scanned = self.start;
+        let mut dropped = 0usize;
+        loop {
+            if let Some(i) = self.buf[scanned..].iter().position(|&b| b == self.delim) {
+                let end = scanned + i;
+                let len = dropped + end - self.start;
+                let rec = if dropped > 0 || len > MAX_RECORD {
+                    Record::TooLong(len)
+                } else {
+                    Record::Bytes(self.buf[self.start..end].to_vec())
+                };
+                self.start = end + 1;
+                return Ok(Some(rec));
+            }
+            scanned = self.buf.len();
+            if self.eof {
+                if self.start < self.buf.len() || dropped > 0 {
+                    let len = dropped + self.buf.len() - self.start;
+                    let rec = if dropped > 0 || len > MAX_RECORD {
+                        Record::TooLong(len)
+                    } else {
+                        Record::Bytes(self.buf[self.start..].to_vec())
+                    };
+                    self.start = self.buf.len();
+                    return Ok(Some(rec));
+                }
+                return Ok(None);
+            }
+            if self.buf.len() - self.start > MAX_RECORD {
+                // No delimiter in sight: forget the bytes, remember only how many.
+                dropped += self.buf.len() - self.start;
+                self.buf.clear();
+                self.start = 0;
+                scanned = 0;
+            } else if self.start > 0 {
+                self.buf.drain(..self.start);
+                scanned -= self.start;
+                self.start = 0;
+            }
+            let old = self.buf.len();
+            self.buf.resize(old + 64 * 1024, 0);
+            match self.input.read(&mut self.buf[old..]) {
+                Ok(0) => {
+                    self.buf.truncate(old);
+                    self.eof = true;
+                }
+                Ok(n) => self.buf.truncate(old + n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => self.buf.truncate(old),
+                Err(e) => {
+                    self.buf.truncate(old);
+                    return Err(e);
+                }
+            }
+        }
+    }
+
     /// The next non-empty batch of base-relative paths, or `None` at end of input.
-    /// `outside` is called with each input path that lies outside the base.
-    pub fn next_batch(&mut self, mut outside: impl FnMut(&[u8])) -> io::Result<Option<Vec<Vec<u8>>>> {
+    /// `skipped` is called with each record that is not part of a batch.
+    pub fn next_batch(&mut self, mut skipped: impl FnMut(Skipped)) -> io::Result<Option<Vec<Vec<u8>>>> {
         let mut batch = Vec::new();
         loop {
-            match self.records.next_record()? {
+            match self.next_record()? {
                 None => return Ok((!batch.is_empty()).then_some(batch)),
-                Some(r) if r.is_empty() => {
+                Some(Record::TooLong(n)) => skipped(Skipped::TooLong(n)),
+                Some(Record::Bytes(r)) if r.is_empty() => {
                     self.separated = true;
                     if !batch.is_empty() {
                         return Ok(Some(batch));
                     }
                 }
-                Some(r) => {
+                Some(Record::Bytes(r)) => {
                     let abs = paths::normalize(&self.cwd, &r);
                     match paths::relative_to(&self.base, &abs) {
                         Some(rel) => batch.push(rel),
-                        None => outside(&r),
+                        None => skipped(Skipped::Outside(&r)),
                     }
-                    if !self.separated && !batch.is_empty() && !self.records.has_buffered() {
+                    if batch.len() >= MAX_BATCH {
                         return Ok(Some(batch));
                     }
                 }
+            }
+            if !self.separated && !batch.is_empty() && !self.has_buffered() {
+                return Ok(Some(batch));
             }
         }
     }
@@ -68,7 +167,14 @@ mod tests {
         let mut r = BatchReader::new(input, delim, b"/home/u".to_vec(), b"/src".to_vec());
         let mut out = vec![];
         let mut outside = vec![];
-        while let Some(b) = r.next_batch(|p| outside.push(p.to_vec())).unwrap() {
+        while let Some(b) = r
+            .next_batch(|p| {
+                if let Skipped::Outside(p) = p {
+                    outside.push(p.to_vec())
+                }
+            })
+            .unwrap()
+        {
             out.push(b);
         }
         (out, outside)
@@ -129,5 +235,75 @@ mod tests {
             b"/src".to_vec(),
         );
         assert_eq!(r.next_batch(|_| {}).unwrap().unwrap(), v(&[b"a", b"b"]));
+    }
+
+    #[test]
+    fn overlong_records_are_skipped_without_buffering_them() {
+        let mut input = b"/src/a\n".to_vec();
+        input.extend(std::iter::repeat_n(b'x', 3 * MAX_RECORD));
+        input.extend_from_slice(b"\n/src/b\n\n");
+        input.extend(std::iter::repeat_n(b'y', MAX_RECORD + 1));
+        let mut r = BatchReader::new(&input[..], b'\n', b"/".to_vec(), b"/src".to_vec());
+        let mut skipped = vec![];
+        let mut got = vec![];
+        while let Some(b) = r
+            .next_batch(|s| {
+                if let Skipped::TooLong(n) = s {
+                    skipped.push(n)
+                }
+            })
+            .unwrap()
+        {
+            got.push(b);
+            assert!(r.buf.capacity() <= 4 * MAX_RECORD, "{}", r.buf.capacity());
+        }
+        assert_eq!(got, vec![v(&[b"a", b"b"])]);
+        assert_eq!(skipped, vec![3 * MAX_RECORD, MAX_RECORD + 1]);
+    }
+
+    #[test]
+    fn a_batch_without_separators_is_handed_on_at_max_batch() {
+        let mut input = b"\n".to_vec();
+        for i in 0..MAX_BATCH + 5 {
+            input.extend_from_slice(format!("/src/{i}\n").as_bytes());
+        }
+        let (b, _) = batches(&input, b'\n');
+        assert_eq!(b.iter().map(|b| b.len()).collect::<Vec<_>>(), vec![MAX_BATCH, 5]);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, ..Default::default() })]
+
+        /// Any bytes, in any read sizes: no panic, terminates, every path is inside the
+        /// base, and the buffer stays bounded.
+        #[test]
+        fn any_byte_stream_is_read_safely(
+            data in proptest::collection::vec(proptest::num::u8::ANY, 0..4096),
+            chunks in proptest::collection::vec(1usize..300, 1..20),
+            delim in proptest::sample::select(vec![b'\n', 0u8]),
+        ) {
+            struct Chunked<'a> { data: &'a [u8], sizes: Vec<usize>, i: usize }
+            impl Read for Chunked<'_> {
+                fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                    let n = self.sizes[self.i % self.sizes.len()].min(self.data.len()).min(buf.len());
+                    self.i += 1;
+                    buf[..n].copy_from_slice(&self.data[..n]);
+                    self.data = &self.data[n..];
+                    Ok(n)
+                }
+            }
+            let input = Chunked { data: &data, sizes: chunks, i: 0 };
+            let mut r = BatchReader::new(input, delim, b"/home/u".to_vec(), b"/src".to_vec());
+            let mut total = 0;
+            while let Some(b) = r.next_batch(|_| {}).unwrap() {
+                proptest::prop_assert!(!b.is_empty() && b.len() <= MAX_BATCH);
+                for p in &b {
+                    proptest::prop_assert!(!p.starts_with(b"/") && !p.split(|&c| c == b'/').any(|c| c == b".."));
+                }
+                total += b.len();
+                proptest::prop_assert!(total <= data.len() + 1);
+                proptest::prop_assert!(r.buf.capacity() <= 4 * MAX_RECORD);
+            }
+        }
     }
 }

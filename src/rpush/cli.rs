@@ -22,7 +22,8 @@ host never delays the others.";
 
 const AFTER_HELP: &str = "\
 Exit status: 0 when every host received everything, 1 when some host still lacks paths \
-after --drain-timeout (or after SIGINT/SIGTERM), 2 on usage errors.
+after --drain-timeout (or after SIGINT/SIGTERM), 2 on usage errors. SIGHUP re-reads the \
+hosts files.
 
 Example:
   rwait -mrq -e modify,create,delete,moved_to,moved_from,attrib /srv/www \\
@@ -134,6 +135,14 @@ pub struct Cli {
     #[arg(long = "on-push", value_name = "CMD", num_args = 1.., value_terminator = ";",
           allow_hyphen_values = true)]
     pub on_push: Option<Vec<OsString>>,
+
+    /// Keep each host's pending paths in a journal in DIR; replay it at start
+    ///
+    /// Every batch is fsync'd to DIR before it counts as queued, so rpush can be killed
+    /// at any moment and restarted with the same DIR without losing a change. Created
+    /// (mode 700) when missing; one rpush per DIR.
+    #[arg(long = "state-dir", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 
     /// Keep a JSON status (per host: pending, last success, last error, failures) in FILE
     #[arg(long = "status", value_name = "FILE")]

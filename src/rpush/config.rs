@@ -37,6 +37,8 @@ pub struct Host {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub hosts: Vec<Host>,
+    /// Where the hosts came from, to read them again on SIGHUP.
+    pub sources: HostSources,
     /// The directory relative input paths are relative to (absolute).
     pub cwd: Vec<u8>,
     pub rsync: PathBuf,
@@ -49,7 +51,55 @@ pub struct Config {
     pub initial: bool,
     pub on_push: Option<Vec<OsString>>,
     pub status: Option<PathBuf>,
+    /// `--state-dir`, absolute, existing, and locked by this process.
+    pub state_dir: Option<PathBuf>,
     pub verbosity: Verbosity,
+}
+
+/// The hosts files, `-t` targets and `-d` template: everything the host list is made of.
+#[derive(Debug, Clone)]
+pub struct HostSources {
+    pub files: Vec<PathBuf>,
+    pub targets: Vec<String>,
+    pub template: Option<String>,
+    /// The base as text, for bare hosts without `-d` (`host:BASE/`).
+    pub base: String,
+}
+
+impl HostSources {
+    /// Reads every hosts file and checks every target: at start, and again on SIGHUP.
+    /// The error is the whole message after `rpush: `, naming file and line.
+    pub fn resolve(&self) -> Result<Vec<Host>, String> {
+        let template = self.template.as_deref();
+        let mut targets: Vec<Target> = Vec::new();
+        for f in &self.files {
+            targets.extend(hosts::read_hosts_file(f, template, &self.base)?);
+        }
+        for t in &self.targets {
+            targets.push(hosts::make_target(t, template, &self.base, "-t".into()).map_err(|e| format!("-t {t}: {e}"))?);
+        }
+        if targets.is_empty() {
+            return Err("no targets: give -H FILE or -t DEST".into());
+        }
+        for (i, t) in targets.iter().enumerate() {
+            if let Some(prev) = targets[..i].iter().find(|p| p.dest == t.dest) {
+                return Err(format!(
+                    "{}: duplicate target '{}' (also at {})",
+                    t.origin, t.dest, prev.origin
+                ));
+            }
+        }
+        Ok(targets
+            .iter()
+            .map(|t| {
+                let shared = targets.iter().filter(|o| o.host == t.host).count() > 1;
+                Host {
+                    name: if shared { t.dest.clone() } else { t.host.clone() },
+                    target: t.clone(),
+                }
+            })
+            .collect())
+    }
 }
 
 /// Finds `prog` the way execvp would: as given when it has a `/`, else in `$PATH`.
@@ -84,42 +134,41 @@ impl Config {
             Ok(_) => return Err(format!("-C {}: not a directory", base_arg.display())),
             Err(e) => return Err(format!("-C {}: {}", base_arg.display(), os_error(&e))),
         }
+        // A base reached through a symlink: the watcher reports paths under whichever
+        // name it was given, so they would not match the base, and a link retargeted
+        // under a running rpush would point --delete at another tree.
+        match std::fs::canonicalize(base_path) {
+            Ok(real) if real.as_os_str().as_bytes() != base.as_slice() => {
+                return Err(format!(
+                    "-C {}: reached through a symbolic link (the directory is {}): give the real \
+                     directory, so that the watcher's paths match it and a retargeted link \
+                     cannot point --delete elsewhere",
+                    base_arg.display(),
+                    real.display()
+                ));
+            }
+            Ok(_) => {}
+            Err(e) => return Err(format!("-C {}: {}", base_arg.display(), os_error(&e))),
+        }
+        if cli.initial && base == b"/" {
+            return Err(
+                "--initial with -C /: a full sync of the whole file system (with --delete on every \
+                 target) is refused; give the directory you mean to mirror"
+                    .into(),
+            );
+        }
         let base_str = String::from_utf8_lossy(&base).into_owned();
 
         if let Some(t) = &cli.dest {
             hosts::check_template(t).map_err(|e| format!("--dest: {e}"))?;
         }
-        let mut targets: Vec<Target> = Vec::new();
-        for f in &cli.hosts {
-            targets.extend(hosts::read_hosts_file(f, cli.dest.as_deref(), &base_str)?);
-        }
-        for t in &cli.targets {
-            targets.push(
-                hosts::make_target(t, cli.dest.as_deref(), &base_str, "-t".into())
-                    .map_err(|e| format!("-t {t}: {e}"))?,
-            );
-        }
-        if targets.is_empty() {
-            return Err("no targets: give -H FILE or -t DEST".into());
-        }
-        for (i, t) in targets.iter().enumerate() {
-            if let Some(prev) = targets[..i].iter().find(|p| p.dest == t.dest) {
-                return Err(format!(
-                    "{}: duplicate target '{}' (also at {})",
-                    t.origin, t.dest, prev.origin
-                ));
-            }
-        }
-        let hosts = targets
-            .iter()
-            .map(|t| {
-                let shared = targets.iter().filter(|o| o.host == t.host).count() > 1;
-                Host {
-                    name: if shared { t.dest.clone() } else { t.host.clone() },
-                    target: t.clone(),
-                }
-            })
-            .collect();
+        let sources = HostSources {
+            files: cli.hosts.clone(),
+            targets: cli.targets.clone(),
+            template: cli.dest.clone(),
+            base: base_str,
+        };
+        let hosts = sources.resolve()?;
 
         if let Some(pf) = &cli.password_file {
             // rsync refuses an other-accessible password file (exit 1, §5.4); say so now.
@@ -175,8 +224,13 @@ impl Config {
             (false, 1) => Verbosity::Verbose,
             _ => Verbosity::Debug,
         };
+        let state_dir = match &cli.state_dir {
+            Some(d) => Some(open_state_dir(&cwd, d)?),
+            None => None,
+        };
         Ok(Config {
             hosts,
+            sources,
             cwd,
             rsync,
             settings: Settings {
@@ -198,7 +252,47 @@ impl Config {
             initial: cli.initial,
             on_push: cli.on_push,
             status: cli.status,
+            state_dir,
             verbosity,
         })
     }
+}
+
+/// Creates `--state-dir` when missing (mode 700: it lists every changed path), checks it
+/// is a writable directory, and takes its lock: two rpushes compacting the same journals
+/// would lose each other's batches. The lock is an flock on `DIR/lock`, held by a
+/// descriptor that stays open (leaked on purpose) until rpush exits, when the kernel
+/// drops it, however rpush ends.
+fn open_state_dir(cwd: &[u8], d: &Path) -> Result<PathBuf, String> {
+    use std::os::fd::IntoRawFd;
+    use std::os::unix::fs::DirBuilderExt;
+    let shown = d.display();
+    let abs = PathBuf::from(OsString::from_vec(paths::normalize(cwd, d.as_os_str().as_bytes())));
+    if !abs.exists()
+        && let Err(e) = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&abs)
+    {
+        return Err(format!("--state-dir {shown}: {}", os_error(&e)));
+    }
+    match abs.metadata() {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Err(format!("--state-dir {shown}: not a directory")),
+        Err(e) => return Err(format!("--state-dir {shown}: {}", os_error(&e))),
+    }
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(abs.join("lock"))
+        .map_err(|e| format!("--state-dir {shown}: {}", os_error(&e)))?;
+    let fd = lock.into_raw_fd();
+    // SAFETY: flock(2) on a descriptor we own; no memory is involved.
+    if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            format!("--state-dir {shown}: in use by another rpush (one rpush per state directory)")
+        } else {
+            format!("--state-dir {shown}: lock: {}", os_error(&e))
+        });
+    }
+    Ok(abs)
 }

@@ -59,6 +59,11 @@ pub fn parse_dest(s: &str) -> Result<Parsed, String> {
             s.escape_default()
         ));
     }
+    // A '..' component escapes the module or directory the target names; with --delete
+    // that is how a typo wipes a sibling tree.
+    if s.split(['/', ':']).any(|c| c == "..") {
+        return Err(format!("'{s}': '..' in a target path (name the directory itself)"));
+    }
     // rsync would read a destination starting with '-' as an option.
     if s.starts_with('-') {
         return Err(format!("target '{s}' must not start with '-'"));
@@ -141,6 +146,16 @@ pub fn parse_dest(s: &str) -> Result<Parsed, String> {
                     transport: Transport::Daemon,
                 })
             } else {
+                // rsync resolves a relative remote path against the login's home, which
+                // differs per user and host: with --delete that is a tree nobody meant.
+                let path = &r[1..];
+                if !path.starts_with('/') {
+                    return Err(format!(
+                        "'{s}': the remote path '{path}' is relative (rsync would resolve it \
+                         against the login's home directory): write it absolute, e.g. '{}:/srv/www/'",
+                        &s[..s.len() - r.len()]
+                    ));
+                }
                 Ok(Parsed::Full {
                     host: host.to_string(),
                     transport: Transport::Shell,
@@ -188,7 +203,10 @@ fn check_port(port: Option<&str>, after: &str, whole: &str) -> Result<(), String
     match port {
         None if after.is_empty() => Ok(()),
         Some(p) if p.parse::<u16>().is_ok_and(|n| n > 0) => Ok(()),
-        _ => Err(format!("'{whole}': bad port '{}'", after.trim_start_matches(':'))),
+        _ => Err(format!(
+            "'{whole}': bad port '{}'",
+            port.unwrap_or_else(|| after.trim_start_matches(':'))
+        )),
     }
 }
 
@@ -283,7 +301,6 @@ mod tests {
     fn the_four_shapes() {
         assert_eq!(full("web1:/srv/www"), ("web1".into(), Transport::Shell));
         assert_eq!(full("deploy@web1:/srv/www"), ("web1".into(), Transport::Shell));
-        assert_eq!(full("web1:"), ("web1".into(), Transport::Shell));
         assert_eq!(full("rsync@web1::php_env"), ("web1".into(), Transport::Daemon));
         assert_eq!(full("web1::mod/sub/dir"), ("web1".into(), Transport::Daemon));
         assert_eq!(
@@ -303,6 +320,12 @@ mod tests {
         for bad in [
             "web1 web2",
             "-oProxyCommand=x:/y",
+            "web1:",
+            "web1:srv/www",
+            "u@web1:.",
+            "web1:/srv/../etc",
+            "web1::mod/../other",
+            "rsync://web1/mod/..",
             "/srv/www",
             "./x",
             "~/x",

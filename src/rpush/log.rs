@@ -8,13 +8,16 @@ use crate::common::msg::eprint;
 #[derive(Debug, Clone, Copy)]
 pub struct Log {
     pub verbosity: Verbosity,
+    /// A progress line may be on the terminal: clear it before each log line.
+    pub progress: bool,
 }
 
 impl Log {
     fn emit(&self, level: Verbosity, msg: &str) {
         if self.verbosity >= level {
             let t = chrono::Local::now().format("%Y-%m-%d %H:%M:%S%.3f");
-            eprint(&format!("{t} rpush"), msg);
+            let clear = if self.progress { "\r\x1b[K" } else { "" };
+            eprint(&format!("{clear}{t} rpush"), msg);
         }
     }
 

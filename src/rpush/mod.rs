@@ -18,17 +18,21 @@
 //! an injected clock), [`rsync`] (argv and exit-status classification), [`paths`],
 //! [`batch`], [`hosts`], [`status`].
 //!
-//! Deliberately not here: filtering of editor temp files (rwait/rbatch's job), a
-//! persistent spool of pending paths (a restart relies on `--initial`), moves as remote
-//! `mv` (a move is a deletion plus a copy in one batch).
+//! [`journal`] keeps each host's pending paths on disk with `--state-dir`, so a restart
+//! (even after SIGKILL) resumes where rpush stopped.
+//!
+//! Deliberately not here: filtering of editor temp files (rwait/rbatch's job), moves as
+//! remote `mv` (a move is a deletion plus a copy in one batch).
 
 pub mod batch;
 pub mod cli;
 pub mod collapse;
 pub mod config;
 pub mod hosts;
+pub mod journal;
 pub mod log;
 pub mod paths;
+pub mod progress;
 pub mod retry;
 pub mod rsync;
 pub mod run;

@@ -1,7 +1,8 @@
 //! The run: a reader thread turns stdin into batches and hands each to every host, one
 //! worker thread per host pushes, and the main thread keeps the status file current and
 //! decides when to stop: at end of input once every host has everything or
-//! `--drain-timeout` has passed, or on SIGINT/SIGTERM/SIGHUP.
+//! `--drain-timeout` has passed, or on SIGINT/SIGTERM (running rsyncs may finish first).
+//! SIGHUP re-reads the hosts files (`reload`).
 
 use std::io;
 use std::process::ExitCode;
@@ -10,11 +11,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::batch::BatchReader;
+use super::batch::{BatchReader, MAX_RECORD, Skipped};
 use super::config::Config;
+use super::journal::{self, Journal};
 use super::status::{self, HostStatus};
-use super::worker::{self, Shared, human_duration, plural};
+use super::worker::{self, HostSlot, HostState, Shared, human_duration, plural};
 use crate::common::msg::{eprint, escape_bytes};
+
+/// After SIGTERM/SIGINT, how long input may still arrive (a batch rbatch flushes on the
+/// same signal) before rpush exits; it is journaled, not pushed.
+const INPUT_GRACE: Duration = Duration::from_millis(1000);
 
 /// How often the main thread looks at the hosts (status file, drain, signals).
 const TICK: Duration = Duration::from_millis(50);
@@ -23,22 +29,27 @@ const TICK: Duration = Duration::from_millis(50);
 /// otherwise (2 when the status file cannot be written at all).
 pub fn run(cfg: Config) -> ExitCode {
     let signalled = Arc::new(AtomicBool::new(false));
-    for sig in [
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
+    let hangup = Arc::new(AtomicBool::new(false));
+    for (sig, flag) in [
+        (signal_hook::consts::SIGINT, &signalled),
+        (signal_hook::consts::SIGTERM, &signalled),
+        (signal_hook::consts::SIGHUP, &hangup),
     ] {
-        if let Err(e) = signal_hook::flag::register(sig, Arc::clone(&signalled)) {
+        if let Err(e) = signal_hook::flag::register(sig, Arc::clone(flag)) {
             eprint("rpush", &format!("cannot handle signal {sig}: {e}"));
             return ExitCode::from(2);
         }
     }
     let sh = Arc::new(Shared::new(cfg));
+    if let Some(dir) = &sh.cfg.state_dir
+        && let Err(msg) = open_journals(&sh, dir, &sh.hosts()).and_then(|()| report_strangers(&sh, dir))
+    {
+        eprint("rpush", &msg);
+        return ExitCode::from(2);
+    }
     if sh.cfg.initial {
         // The base itself: rsync -r --delete of "." is a full sync.
-        for h in &sh.hosts {
-            h.lock().pending.insert(Vec::new());
-        }
+        queue(&sh, &[Vec::new()]);
     }
     if let Some(path) = &sh.cfg.status
         && let Err(e) = status::write_atomic(path, &render_status(&sh, "running"))
@@ -51,12 +62,8 @@ pub fn run(cfg: Config) -> ExitCode {
     }
 
     let mut workers = Vec::new();
-    for i in 0..sh.hosts.len() {
-        let sh2 = Arc::clone(&sh);
-        let spawned = thread::Builder::new()
-            .name(format!("host-{i}"))
-            .spawn(move || worker::host_worker(&sh2, i));
-        match spawned {
+    for slot in sh.hosts() {
+        match spawn_worker(&sh, slot) {
             Ok(h) => workers.push(h),
             Err(e) => {
                 eprint("rpush", &format!("cannot start a worker thread: {e}"));
@@ -71,7 +78,7 @@ pub fn run(cfg: Config) -> ExitCode {
         // Not joined: at the end rpush exits while this may still block in read(2).
         let spawned = thread::Builder::new().name("reader".into()).spawn(move || {
             read_input(&sh2);
-            for h in &sh2.hosts {
+            for h in &sh2.hosts() {
                 h.lock().input_done = true;
                 h.cv.notify_all();
             }
@@ -91,6 +98,10 @@ pub fn run(cfg: Config) -> ExitCode {
             sh.log.info("signal received: stopping");
             break "stopped";
         }
+        if hangup.swap(false, Ordering::SeqCst) {
+            sh.log.info("SIGHUP: reading the hosts files again");
+            reload(&sh, &mut workers, input_done.load(Ordering::SeqCst));
+        }
         let generation = sh.generation.load(Ordering::SeqCst);
         if generation != seen {
             seen = generation;
@@ -104,7 +115,7 @@ pub fn run(cfg: Config) -> ExitCode {
                 ));
                 Instant::now() + sh.cfg.drain_timeout
             });
-            if sh.hosts.iter().all(|h| h.lock().idle()) {
+            if sh.hosts().iter().all(|h| h.lock().idle()) {
                 break "done";
             }
             if Instant::now() >= until {
@@ -118,16 +129,39 @@ pub fn run(cfg: Config) -> ExitCode {
     };
 
     sh.stop.store(true, Ordering::SeqCst);
-    for h in &sh.hosts {
+    for h in &sh.hosts() {
         h.cv.notify_all();
     }
+    if state == "stopped" {
+        // A signal: running rsyncs may finish (they are mid-transfer and a finished one
+        // need not be redone), within --drain-timeout; a second signal cuts it short.
+        // Meanwhile the reader still journals what arrives: the whole pipeline gets the
+        // same SIGTERM from systemd, and rbatch flushes its batch to us on it; up to
+        // INPUT_GRACE is given for that batch and the end of input behind it.
+        signalled.store(false, Ordering::SeqCst);
+        let start = Instant::now();
+        let until = start + sh.cfg.drain_timeout;
+        let busy = || {
+            sh.hosts().iter().any(|h| h.lock().running)
+                || (!input_done.load(Ordering::SeqCst) && start.elapsed() < INPUT_GRACE)
+        };
+        while busy() && Instant::now() < until && !signalled.load(Ordering::SeqCst) {
+            thread::sleep(TICK);
+        }
+    }
+    sh.kill.store(true, Ordering::SeqCst);
     for w in workers {
         let _ = w.join();
+    }
+    for h in &sh.hosts() {
+        // What is left, exactly: the journal is what a restart replays.
+        let mut st = h.lock();
+        worker::compact(&sh, &h.host.name, &mut st);
     }
     write_status(&sh, state);
 
     let mut undelivered = Vec::new();
-    for h in &sh.hosts {
+    for h in &sh.hosts() {
         let st = h.lock();
         let n = st.pending.len() + st.in_flight;
         if n > 0 {
@@ -136,7 +170,12 @@ pub fn run(cfg: Config) -> ExitCode {
                 .as_ref()
                 .map(|(_, r)| format!(" (last error: {r})"))
                 .unwrap_or_default();
-            undelivered.push(format!("{} lacks {n} path{}{why}", h.host.name, plural(n)));
+            let kept = st
+                .journal
+                .as_ref()
+                .map(|j| format!(", kept in {}", j.path.display()))
+                .unwrap_or_default();
+            undelivered.push(format!("{} lacks {n} path{}{why}{kept}", h.host.name, plural(n)));
         }
     }
     if undelivered.is_empty() {
@@ -158,19 +197,19 @@ fn read_input(sh: &Shared) {
     );
     let base = escape_bytes(&sh.cfg.settings.base);
     loop {
-        let next = reader.next_batch(|p| {
-            sh.log
-                .info(&format!("{}: outside the base {base}, skipped", escape_bytes(p)));
+        let next = reader.next_batch(|s| match s {
+            Skipped::Outside(p) => sh
+                .log
+                .info(&format!("{}: outside the base {base}, skipped", escape_bytes(p))),
+            Skipped::TooLong(n) => sh.log.error(&format!(
+                "input record of {n} bytes skipped: longer than {MAX_RECORD}, so not a path"
+            )),
         });
         match next {
             Ok(Some(batch)) => {
                 sh.log
                     .verbose(&format!("batch of {} path{}", batch.len(), plural(batch.len())));
-                for h in &sh.hosts {
-                    h.lock().pending.extend(batch.iter().cloned());
-                    h.cv.notify_all();
-                }
-                sh.bump();
+                queue(sh, &batch);
             }
             Ok(None) => return,
             Err(e) => {
@@ -181,10 +220,208 @@ fn read_input(sh: &Shared) {
     }
 }
 
+/// Opens and replays every host's journal; reports bad tails and journals of hosts that
+/// are no longer targets (kept: the user decides).
+fn open_journals(sh: &Shared, dir: &std::path::Path, slots: &[Arc<HostSlot>]) -> Result<(), String> {
+    for h in slots {
+        let base = &sh.cfg.settings.base;
+        let (j, replay) = Journal::open(dir, &h.host.target.dest, base).map_err(|e| {
+            format!(
+                "--state-dir {}: {}: {}",
+                dir.display(),
+                h.host.name,
+                super::os_error(&e)
+            )
+        })?;
+        let mut st = h.lock();
+        if let Some(other) = replay.base.as_deref().filter(|b| b != base) {
+            sh.log.error(&format!(
+                "{}: journal {} was written for base {}, not {}: its paths are not replayed \
+                 (kept in {}.otherbase); queueing a full sync",
+                h.host.name,
+                j.path.display(),
+                escape_bytes(other),
+                escape_bytes(base),
+                j.path.display()
+            ));
+            st.pending.insert(Vec::new());
+        }
+        if let Some(bad) = &replay.bad_tail {
+            sh.log.error(&format!(
+                "{}: journal {}: {} at byte {} ({} byte{} not replayed, kept in {}.corrupt); \
+                 replaying the {} intact batch{} and queueing a full sync",
+                h.host.name,
+                j.path.display(),
+                bad.cause,
+                bad.offset,
+                bad.bytes,
+                plural(bad.bytes),
+                j.path.display(),
+                replay.batches,
+                if replay.batches == 1 { "" } else { "es" },
+            ));
+            // Batches in the lost tail are unknown: re-check everything.
+            st.pending.insert(Vec::new());
+        }
+        if !replay.paths.is_empty() {
+            sh.log.info(&format!(
+                "{}: replaying {} pending path{} from {}",
+                h.host.name,
+                replay.paths.len(),
+                plural(replay.paths.len()),
+                j.path.display()
+            ));
+        }
+        st.pending.extend(replay.paths);
+        st.journal = Some(j);
+        if !st.pending.is_empty() {
+            // Replayed paths must survive the next compaction even if the bad tail's
+            // full sync is all that is new.
+            let HostState { journal, pending, .. } = &mut *st;
+            if let Some(j) = journal {
+                j.rewrite(pending).map_err(|e| {
+                    format!(
+                        "--state-dir {}: {}: {}",
+                        dir.display(),
+                        h.host.name,
+                        super::os_error(&e)
+                    )
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Names the journals of destinations that are no longer targets: kept, for the user.
+fn report_strangers(sh: &Shared, dir: &std::path::Path) -> Result<(), String> {
+    let hosts = sh.hosts();
+    let dests: Vec<&str> = hosts.iter().map(|h| h.host.target.dest.as_str()).collect();
+    let strangers = journal::strangers(dir, &dests)
+        .map_err(|e| format!("--state-dir {}: {}", dir.display(), super::os_error(&e)))?;
+    for (path, dest) in strangers {
+        sh.log.info(&format!(
+            "journal {} ({}) belongs to no current target: kept, not replayed",
+            path.display(),
+            dest.as_deref().unwrap_or("unknown destination")
+        ));
+    }
+    Ok(())
+}
+
+/// Accepts a batch for every host: journaled and fsync'd first (with `--state-dir`),
+/// then queued. A journal that cannot be written (disk full) does not stop delivery:
+/// the batch is queued in memory and the failure reported.
+fn queue(sh: &Shared, batch: &[Vec<u8>]) {
+    for h in &sh.hosts() {
+        queue_host(sh, h, batch);
+    }
+    sh.bump();
+}
+
+fn queue_host(sh: &Shared, h: &HostSlot, batch: &[Vec<u8>]) {
+    {
+        let mut st = h.lock();
+        if let Some(j) = &mut st.journal
+            && let Err(e) = j.append(batch)
+        {
+            sh.log.error(&format!(
+                "{}: journal {}: {}; batch of {} path{} queued in memory only",
+                h.host.name,
+                j.path.display(),
+                super::os_error(&e),
+                batch.len(),
+                plural(batch.len())
+            ));
+        }
+        st.pending.extend(batch.iter().cloned());
+        h.cv.notify_all();
+    }
+}
+
+/// SIGHUP: reads the hosts files again. A new target gets a worker, its journal (if it
+/// was a target before) and a full sync, since it missed everything so far; a target no
+/// longer listed finishes its running push and stops, its journal kept in the state
+/// directory. A hosts file that is now wrong changes nothing: the error is logged and
+/// the current targets stay.
+fn reload(sh: &Arc<Shared>, workers: &mut Vec<thread::JoinHandle<()>>, input_done: bool) {
+    let old = sh.hosts();
+    let new = match sh.cfg.sources.resolve() {
+        Ok(h) => h,
+        Err(msg) => {
+            sh.log.error(&format!(
+                "SIGHUP: {msg}; keeping the {} current target{}",
+                old.len(),
+                plural(old.len())
+            ));
+            return;
+        }
+    };
+    let mut list = Vec::new();
+    for h in new {
+        if let Some(slot) = old.iter().find(|o| o.host.target.dest == h.target.dest) {
+            list.push(Arc::clone(slot));
+            continue;
+        }
+        let slot = Arc::new(HostSlot::new(h));
+        if let Some(dir) = &sh.cfg.state_dir
+            && let Err(msg) = open_journals(sh, dir, std::slice::from_ref(&slot))
+        {
+            sh.log.error(&format!("SIGHUP: {msg}; {} not added", slot.host.name));
+            continue;
+        }
+        slot.lock().input_done = input_done;
+        queue_host(sh, &slot, &[Vec::new()]);
+        match spawn_worker(sh, Arc::clone(&slot)) {
+            Ok(w) => workers.push(w),
+            Err(e) => {
+                sh.log.error(&format!(
+                    "SIGHUP: {}: cannot start a worker thread: {e}",
+                    slot.host.name
+                ));
+                continue;
+            }
+        }
+        sh.log.info(&format!(
+            "{}: added ({}), full sync queued",
+            slot.host.name, slot.host.target.dest
+        ));
+        list.push(slot);
+    }
+    for o in &old {
+        if list.iter().any(|n| Arc::ptr_eq(n, o)) {
+            continue;
+        }
+        o.removed.store(true, Ordering::SeqCst);
+        o.cv.notify_all();
+        let st = o.lock();
+        let n = st.pending.len() + st.in_flight;
+        let kept = match &st.journal {
+            Some(j) => format!("kept in {}", j.path.display()),
+            None => "dropped (no --state-dir)".to_string(),
+        };
+        sh.log.info(&format!(
+            "{}: removed ({}); {n} pending path{} {kept}",
+            o.host.name,
+            o.host.target.dest,
+            plural(n)
+        ));
+    }
+    sh.set_hosts(list);
+    sh.bump();
+}
+
+fn spawn_worker(sh: &Arc<Shared>, slot: Arc<HostSlot>) -> io::Result<thread::JoinHandle<()>> {
+    let sh2 = Arc::clone(sh);
+    thread::Builder::new()
+        .name(format!("host {}", slot.host.name))
+        .spawn(move || worker::host_worker(&sh2, &slot))
+}
+
 fn render_status(sh: &Shared, state: &str) -> String {
     let now = Instant::now();
     let hosts: Vec<HostStatus> = sh
-        .hosts
+        .hosts()
         .iter()
         .map(|h| {
             let st = h.lock();

@@ -14,14 +14,14 @@
 
 use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
-use std::io::{self, Read, Write};
+use std::io::{self, IsTerminal, Read, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -29,9 +29,11 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
 use super::collapse::{self, Kind, Plan};
-use super::config::{Config, Host};
+use super::config::{Config, Host, Verbosity};
+use super::journal::Journal;
 use super::log::Log;
 use super::paths;
+use super::progress::{LineCounter, Progress};
 use super::retry::{Class, RetryState};
 use super::rsync::{self, Ended, Verdict};
 use crate::common::msg::escape_bytes;
@@ -52,6 +54,9 @@ pub struct HostState {
     pub pushes: u64,
     pub last_success: Option<String>,
     pub last_error: Option<(String, String)>,
+    /// With `--state-dir`: this host's journal. Behind the host's mutex, so an append
+    /// (reader) and a compaction (worker) never interleave.
+    pub journal: Option<Journal>,
 }
 
 impl HostState {
@@ -65,6 +70,19 @@ pub struct HostSlot {
     pub host: Host,
     pub state: Mutex<HostState>,
     pub cv: Condvar,
+    /// Taken out of the hosts files (SIGHUP): the worker ends after its current push.
+    pub removed: AtomicBool,
+}
+
+impl HostSlot {
+    pub fn new(host: Host) -> HostSlot {
+        HostSlot {
+            host,
+            state: Mutex::new(HostState::default()),
+            cv: Condvar::new(),
+            removed: AtomicBool::new(false),
+        }
+    }
 }
 
 impl HostSlot {
@@ -115,37 +133,49 @@ impl Slots {
 pub struct Shared {
     pub cfg: Config,
     pub log: Log,
-    pub hosts: Vec<HostSlot>,
+    /// The current targets; SIGHUP replaces the list (see `run::reload`).
+    hosts: RwLock<Vec<Arc<HostSlot>>>,
+    /// The progress line, when stderr is a terminal.
+    pub progress: Option<Progress>,
     pub slots: Slots,
-    /// Set at the end (drain timeout, signal): workers finish and kill their rsync.
+    /// Set at the end (drain timeout, signal): workers start no new push.
     pub stop: AtomicBool,
+    /// Set when running rsyncs must not finish either: they are killed.
+    pub kill: AtomicBool,
     /// Bumped on every change worth a new status file.
     pub generation: AtomicU64,
 }
 
 impl Shared {
     pub fn new(cfg: Config) -> Shared {
+        // Progress only for a person watching: stderr a terminal, and not -q.
+        let progress = (cfg.verbosity >= Verbosity::Normal && io::stderr().is_terminal()).then(Progress::default);
         let log = Log {
             verbosity: cfg.verbosity,
+            progress: progress.is_some(),
         };
-        let hosts = cfg
-            .hosts
-            .iter()
-            .map(|h| HostSlot {
-                host: h.clone(),
-                state: Mutex::new(HostState::default()),
-                cv: Condvar::new(),
-            })
-            .collect();
+        let hosts = cfg.hosts.iter().map(|h| Arc::new(HostSlot::new(h.clone()))).collect();
         let slots = Slots::new(cfg.jobs);
         Shared {
             cfg,
             log,
-            hosts,
+            hosts: RwLock::new(hosts),
+            progress,
             slots,
             stop: AtomicBool::new(false),
+            kill: AtomicBool::new(false),
             generation: AtomicU64::new(0),
         }
+    }
+
+    /// A snapshot of the current hosts.
+    pub fn hosts(&self) -> Vec<Arc<HostSlot>> {
+        self.hosts.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the host list (SIGHUP).
+    pub fn set_hosts(&self, hosts: Vec<Arc<HostSlot>>) {
+        *self.hosts.write().unwrap_or_else(|e| e.into_inner()) = hosts;
     }
 
     pub fn bump(&self) {
@@ -161,16 +191,15 @@ pub fn now_string() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// The worker loop for host `idx`; returns when its input is done and everything is
-/// delivered, or when rpush stops.
-pub fn host_worker(sh: &Shared, idx: usize) {
-    let slot = &sh.hosts[idx];
+/// The worker loop for one host; returns when its input is done and everything is
+/// delivered, when rpush stops, or when the host is removed.
+pub fn host_worker(sh: &Shared, slot: &HostSlot) {
     let name = &slot.host.name;
     loop {
         let batch = {
             let mut st = slot.lock();
             loop {
-                if sh.stopping() {
+                if sh.stopping() || slot.removed.load(Ordering::SeqCst) {
                     return;
                 }
                 if st.pending.is_empty() {
@@ -219,10 +248,11 @@ pub fn host_worker(sh: &Shared, idx: usize) {
                     ));
                 }
                 st.pending.extend(requeue);
+                compact(sh, name, &mut st);
             }
             Outcome::Failed { class, reason, key } => {
                 st.pending.extend(batch);
-                if sh.stopping() {
+                if sh.stopping() && sh.kill.load(Ordering::SeqCst) {
                     // Killed because rpush is stopping: not news about the host.
                     return;
                 }
@@ -253,6 +283,23 @@ pub fn host_worker(sh: &Shared, idx: usize) {
         if let (Some(plan), Some(cmd)) = (hook, &sh.cfg.on_push) {
             run_hook(sh, &slot.host, cmd, &plan);
         }
+    }
+}
+
+/// After a success (and at exit) the journal is rewritten to hold just what is still
+/// pending. While a host is down it grows by one record per accepted batch, duplicates
+/// included, until the next success. A failed compaction leaves the old, longer
+/// journal: replaying it re-pushes paths already delivered, which is harmless.
+pub fn compact(sh: &Shared, name: &str, st: &mut HostState) {
+    let HostState { journal, pending, .. } = st;
+    if let Some(j) = journal
+        && let Err(e) = j.rewrite(pending)
+    {
+        sh.log.error(&format!(
+            "{name}: journal {}: {}",
+            j.path.display(),
+            super::os_error(&e)
+        ));
     }
 }
 
@@ -342,7 +389,26 @@ fn push(sh: &Shared, host: &Host, batch: &BTreeSet<Vec<u8>>) -> Outcome {
         plan.updates.len(),
         plural(plan.updates.len())
     ));
-    let run = run_child(&sh.cfg.rsync, &args, &[], list, sh.cfg.watchdog, &sh.stop);
+    let started = Instant::now();
+    let mut counter = LineCounter::default();
+    let mut on_out = |chunk: &[u8]| {
+        if let Some(p) = &sh.progress {
+            counter.feed(chunk);
+            p.update(&host.name, started, counter.counts);
+        }
+    };
+    let run = run_child(
+        &sh.cfg.rsync,
+        &args,
+        &[],
+        list,
+        sh.cfg.watchdog,
+        &sh.kill,
+        Some(&mut on_out),
+    );
+    if let Some(p) = &sh.progress {
+        p.done(&host.name);
+    }
     match rsync::classify(run.ended, &run.stderr) {
         Verdict::Ok { vanished } => {
             let report = rsync::parse_stdout(&run.stdout);
@@ -417,7 +483,7 @@ fn run_hook(sh: &Shared, host: &Host, cmd: &[OsString], plan: &Plan) {
         ("RPUSH_DEST", host.target.dest.as_str()),
     ];
     let program = Path::new(&argv[0]);
-    let run = run_child(program, &argv[1..], &env, stdin, sh.cfg.watchdog, &sh.stop);
+    let run = run_child(program, &argv[1..], &env, stdin, sh.cfg.watchdog, &sh.kill, None);
     let shown = rsync::display(program, &argv[1..]);
     match run.ended {
         Ended::Code(0) => sh.log.verbose(&format!("{}: --on-push {shown}: ok", host.name)),
@@ -463,6 +529,9 @@ fn replace(hay: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// Called with each chunk of a child's stdout as it arrives (the progress line).
+pub type OnStdout<'a> = &'a mut dyn FnMut(&[u8]);
 
 /// The result of one child process.
 pub struct ChildRun {
@@ -524,6 +593,7 @@ pub fn run_child(
     input: Vec<u8>,
     watchdog: Duration,
     stop: &AtomicBool,
+    mut on_stdout: Option<OnStdout>,
 ) -> ChildRun {
     let start = Instant::now();
     let mut cmd = Command::new(program);
@@ -575,6 +645,9 @@ pub fn run_child(
             // Wakes on output, so an exit (which closes the pipes) is seen at once.
             match rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(Ev::Out(b)) => {
+                    if let Some(f) = on_stdout.as_mut() {
+                        f(&b);
+                    }
                     stdout.extend_from_slice(&b);
                     last_progress = Instant::now();
                 }
@@ -666,6 +739,7 @@ mod tests {
             vec![],
             Duration::from_millis(300),
             &stop,
+            None,
         );
         assert_eq!(run.ended, Ended::Watchdog);
         assert!(run.elapsed < Duration::from_secs(5), "{:?}", run.elapsed);
@@ -675,7 +749,15 @@ mod tests {
     fn watchdog_escalates_to_sigkill() {
         let stop = AtomicBool::new(false);
         let args: Vec<OsString> = vec!["-c".into(), "trap '' TERM; sleep 30 & wait; sleep 30".into()];
-        let run = run_child(Path::new("sh"), &args, &[], vec![], Duration::from_millis(200), &stop);
+        let run = run_child(
+            Path::new("sh"),
+            &args,
+            &[],
+            vec![],
+            Duration::from_millis(200),
+            &stop,
+            None,
+        );
         assert_eq!(run.ended, Ended::Watchdog);
         assert!(
             run.elapsed >= KILL_GRACE && run.elapsed < KILL_GRACE * 3,
@@ -688,7 +770,15 @@ mod tests {
     fn watchdog_still_applies_after_the_child_closes_its_output() {
         let stop = AtomicBool::new(false);
         let args: Vec<OsString> = vec!["-c".into(), "exec >&- 2>&-; sleep 30".into()];
-        let run = run_child(Path::new("sh"), &args, &[], vec![], Duration::from_millis(300), &stop);
+        let run = run_child(
+            Path::new("sh"),
+            &args,
+            &[],
+            vec![],
+            Duration::from_millis(300),
+            &stop,
+            None,
+        );
         assert_eq!(run.ended, Ended::Watchdog);
         assert!(run.elapsed < Duration::from_secs(5), "{:?}", run.elapsed);
     }
@@ -703,6 +793,7 @@ mod tests {
             vec![],
             Duration::from_secs(60),
             &stop,
+            None,
         );
         assert_eq!(run.ended, Ended::Signal(libc::SIGTERM));
     }
@@ -718,6 +809,7 @@ mod tests {
             b"in\0put".to_vec(),
             Duration::from_secs(10),
             &stop,
+            None,
         );
         assert_eq!(run.ended, Ended::Code(3));
         assert_eq!(run.stdout, b"in\0put");
@@ -729,6 +821,7 @@ mod tests {
             vec![],
             Duration::from_secs(1),
             &stop,
+            None,
         );
         assert_eq!(run.ended, Ended::NotStarted);
         assert!(run.spawn_error.unwrap().contains("No such file"));

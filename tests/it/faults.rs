@@ -1,2 +1,94 @@
 //! Nothing lost: faults of hosts, network and processes, restarts from the journal,
 //! hostile input, and the seeded convergence test (issue 5).
+//!
+//! Every fault is real: rsync daemons killed and restarted, rpush SIGKILLed with its
+//! rsyncs, journals cut and corrupted on disk, a full tmpfs under a module. Waits poll
+//! with deadlines; rsync's `--bwlimit` makes a transfer long enough to be caught in the
+//! middle, and the tests look for rsync's temporary file on the target to know it is.
+
+mod converge;
+mod hostile;
+mod journal;
+mod pipeline;
+mod reload;
+mod targets;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::util::DEADLINE;
+
+/// The `.journal` files in a state directory.
+pub(crate) fn journals(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "journal"))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Polls until a file whose name starts with `.` + `name` + `.` (rsync's temporary
+/// file for `name`) exists in `dir`: the transfer of `name` is under way.
+pub(crate) fn wait_transfer_started(dir: &Path, name: &str) {
+    let prefix = format!(".{name}.");
+    let end = Instant::now() + DEADLINE;
+    loop {
+        let found = fs::read_dir(dir).is_ok_and(|rd| {
+            rd.flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        });
+        if found {
+            return;
+        }
+        assert!(
+            Instant::now() < end,
+            "no transfer of {name} started in {}",
+            dir.display()
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The pids of `pid`'s direct children (its rsyncs), from /proc.
+pub(crate) fn children(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    if let Ok(rd) = fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in rd.flatten() {
+            if let Ok(s) = fs::read_to_string(t.path().join("children")) {
+                out.extend(s.split_whitespace().filter_map(|x| x.parse::<i32>().ok()));
+            }
+        }
+    }
+    out
+}
+
+/// SIGKILLs each child's process group (rpush starts every rsync as a group leader,
+/// with its ssh): what a crash of the whole service would do.
+pub(crate) fn kill_groups(pids: &[i32]) {
+    for &p in pids {
+        // SAFETY: kill(2) has no memory-safety preconditions.
+        unsafe {
+            libc::kill(-p, libc::SIGKILL);
+        }
+    }
+}
+
+/// Incompressible bytes (rsync sends them as they are), `n` long.
+pub(crate) fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}

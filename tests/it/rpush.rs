@@ -26,7 +26,7 @@ use crate::util::{DEADLINE, Output, Proc, Scratch, bin, contains};
 
 /// One entry of a tree, as far as "the target equals the source" goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Node {
+pub(crate) enum Node {
     Dir,
     File(Vec<u8>),
     Link(Vec<u8>),
@@ -34,7 +34,7 @@ enum Node {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Entry {
+pub(crate) struct Entry {
     node: Node,
     mode: u32,
     mtime: (i64, i64),
@@ -42,7 +42,7 @@ struct Entry {
 
 /// Every entry under `root` (the root itself as `.`), keyed by its relative path bytes;
 /// lstat, so symlinks are compared as links.
-fn snapshot(root: &Path) -> BTreeMap<Vec<u8>, Entry> {
+pub(crate) fn snapshot(root: &Path) -> BTreeMap<Vec<u8>, Entry> {
     fn walk(root: &Path, rel: &[u8], out: &mut BTreeMap<Vec<u8>, Entry>) {
         let path = if rel.is_empty() {
             root.to_path_buf()
@@ -92,7 +92,7 @@ fn snapshot(root: &Path) -> BTreeMap<Vec<u8>, Entry> {
 }
 
 /// The differences between two trees, one line each (empty: equal).
-fn tree_diff(src: &Path, dst: &Path) -> Vec<String> {
+pub(crate) fn tree_diff(src: &Path, dst: &Path) -> Vec<String> {
     let (a, b) = (snapshot(src), snapshot(dst));
     let mut diffs = Vec::new();
     for (k, ea) in &a {
@@ -113,7 +113,7 @@ fn tree_diff(src: &Path, dst: &Path) -> Vec<String> {
 
 /// Polls until every target equals `src`; panics with the differences, rpush's output
 /// and (through the fixtures' Drop) the daemons' logs at the deadline.
-fn wait_converged(what: &str, src: &Path, targets: &[&Path], rpush: &Proc) {
+pub(crate) fn wait_converged(what: &str, src: &Path, targets: &[&Path], rpush: &Proc) {
     let end = Instant::now() + DEADLINE;
     loop {
         let diffs: Vec<String> = targets
@@ -139,7 +139,7 @@ fn wait_converged(what: &str, src: &Path, targets: &[&Path], rpush: &Proc) {
 }
 
 /// A batch as rbatch -z writes it: absolute paths, NUL-terminated, then an empty record.
-fn batch0(base: &Path, rels: &[&[u8]]) -> Vec<u8> {
+pub(crate) fn batch0(base: &Path, rels: &[&[u8]]) -> Vec<u8> {
     let mut v = Vec::new();
     for r in rels {
         v.extend_from_slice(base.as_os_str().as_bytes());
@@ -151,31 +151,31 @@ fn batch0(base: &Path, rels: &[&[u8]]) -> Vec<u8> {
     v
 }
 
-fn send(stdin: &mut ChildStdin, data: &[u8]) {
+pub(crate) fn send(stdin: &mut ChildStdin, data: &[u8]) {
     stdin.write_all(data).unwrap();
     stdin.flush().unwrap();
 }
 
-fn p(base: &Path, rel: &[u8]) -> PathBuf {
+pub(crate) fn p(base: &Path, rel: &[u8]) -> PathBuf {
     base.join(OsStr::from_bytes(rel))
 }
 
-fn write_file(base: &Path, rel: &[u8], data: &[u8]) {
+pub(crate) fn write_file(base: &Path, rel: &[u8], data: &[u8]) {
     let f = p(base, rel);
     fs::create_dir_all(f.parent().unwrap()).unwrap();
     fs::write(f, data).unwrap();
 }
 
-fn chmod(base: &Path, rel: &[u8], mode: u32) {
+pub(crate) fn chmod(base: &Path, rel: &[u8], mode: u32) {
     fs::set_permissions(p(base, rel), fs::Permissions::from_mode(mode)).unwrap();
 }
 
-fn hosts_file(scratch: &Scratch, lines: &[String]) -> PathBuf {
+pub(crate) fn hosts_file(scratch: &Scratch, lines: &[String]) -> PathBuf {
     scratch.write("hosts", format!("# test targets\n\n{}\n", lines.join("\n")))
 }
 
 /// rpush with fast retries, reading batches from a pipe.
-fn rpush_cmd(src: &Path, extra: &[&str]) -> Command {
+pub(crate) fn rpush_cmd(src: &Path, extra: &[&str]) -> Command {
     let mut c = Command::new(bin("rpush"));
     c.arg("-C")
         .arg(src)
@@ -185,13 +185,13 @@ fn rpush_cmd(src: &Path, extra: &[&str]) -> Command {
     c
 }
 
-fn count(hay: &[u8], needle: &str) -> usize {
+pub(crate) fn count(hay: &[u8], needle: &str) -> usize {
     let n = needle.as_bytes();
     hay.windows(n.len()).filter(|w| *w == n).count()
 }
 
 #[track_caller]
-fn assert_stderr(out: &Output, needle: &str) {
+pub(crate) fn assert_stderr(out: &Output, needle: &str) {
     assert!(
         out.stderr_str().contains(needle),
         "stderr lacks {needle:?}:\n{}",
@@ -1029,4 +1029,78 @@ fn rpush_exit_24_is_success_and_vanished_paths_go_round_again() {
     let out = rp.wait_exit(DEADLINE);
     assert_eq!(out.code, 0, "{}", out.stderr_str());
     assert!(!out.stderr_str().contains("failed"), "{}", out.stderr_str());
+}
+
+// ---------------------------------------------------------------------------------------
+// Progress on a terminal (issue 7)
+
+/// A source whose push takes a few seconds under `--bwlimit`: 60 files of 40 kB, so
+/// rsync reports items all along.
+fn slow_source(s: &Scratch) -> PathBuf {
+    let src = s.mkdir("src");
+    let mut x: u32 = 7;
+    for i in 0..60 {
+        let data: Vec<u8> = (0..40_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect();
+        write_file(&src, format!("f{i:02}").as_bytes(), &data);
+    }
+    src
+}
+
+#[test]
+fn rpush_progress_stays_off_when_stderr_is_not_a_terminal() {
+    let s = Scratch::new();
+    let src = slow_source(&s);
+    let d = Daemon::start(&s, "a", "127.0.0.2");
+    let mut cmd = rpush_cmd(&src, &["--initial", "-t", &d.url(), "--password-file"]);
+    cmd.arg(&d.password_file).args(["--", "--bwlimit=1000"]);
+    cmd.stdin(Stdio::null());
+    let rp = Proc::spawn(cmd);
+    let out = rp.wait_exit(DEADLINE);
+    assert_eq!(out.code, 0, "{}", out.stderr_str());
+    assert_stderr(&out, "127.0.0.2: pushed 1 path");
+    // The push ran well past the progress delay, yet the log has no progress line.
+    assert!(
+        !out.stderr.contains(&b'\r') && !out.stderr_str().contains("pushing:"),
+        "{}",
+        out.stderr_str()
+    );
+}
+
+#[test]
+fn rpush_progress_shows_files_and_bytes_on_a_terminal() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: script(1) (bsdutils) is not installed");
+        return;
+    }
+    let s = Scratch::new();
+    let src = slow_source(&s);
+    let d = Daemon::start(&s, "a", "127.0.0.2");
+    // script(1) runs rpush on a pseudo-terminal; its own stdout is the terminal's output.
+    let inner = format!(
+        "{} -C {} --initial -t {} --password-file {} -- --bwlimit=1000 </dev/null",
+        bin("rpush").display(),
+        src.display(),
+        d.url(),
+        d.password_file.display()
+    );
+    let mut cmd = Command::new("script");
+    cmd.args(["-qfec", &inner, "/dev/null"]).stdin(Stdio::null());
+    let out = Proc::spawn(cmd).wait_exit(DEADLINE);
+    let text = out.stdout_str();
+    assert_eq!(out.code, 0, "{text}\n{}", out.stderr_str());
+    assert!(
+        text.contains("\r\x1b[Krpush: pushing: 127.0.0.2: "),
+        "no progress line:\n{text:?}"
+    );
+    assert!(text.contains(" files, "), "{text:?}");
+    // The log line after the push clears the progress line first.
+    assert!(text.contains("\r\x1b[K"), "{text:?}");
+    assert!(text.contains("127.0.0.2: pushed 1 path"), "{text:?}");
 }

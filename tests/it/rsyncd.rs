@@ -170,6 +170,29 @@ impl Daemon {
         kill(&mut self.child);
     }
 
+    /// Kills the daemon and every connection it is serving, mid-transfer or not (stop
+    /// alone leaves the forked per-connection processes running).
+    pub fn crash(&mut self) {
+        if let Some(c) = &self.child {
+            let pid = c.id() as i32;
+            let mut kids = Vec::new();
+            if let Ok(rd) = fs::read_dir(format!("/proc/{pid}/task")) {
+                for t in rd.flatten() {
+                    if let Ok(s) = fs::read_to_string(t.path().join("children")) {
+                        kids.extend(s.split_whitespace().filter_map(|x| x.parse::<i32>().ok()));
+                    }
+                }
+            }
+            for k in kids {
+                // SAFETY: kill(2) has no memory-safety preconditions.
+                unsafe {
+                    libc::kill(k, libc::SIGKILL);
+                }
+            }
+        }
+        self.stop();
+    }
+
     /// Starts it again on the same address and port.
     pub fn restart(&mut self) {
         self.stop();
@@ -298,5 +321,43 @@ impl Drop for Sshd {
             eprintln!("{}", self.logs());
         }
         kill(&mut self.child);
+    }
+}
+
+/// A small tmpfs mounted over a directory (a module path), unmounted on Drop: a target
+/// disk that really fills up. Needs root; `None` (and the caller skips, saying so)
+/// otherwise.
+pub struct Tmpfs {
+    pub dir: PathBuf,
+}
+
+impl Tmpfs {
+    pub fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+        if !running_as_root() {
+            return None;
+        }
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=755"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .ok()?;
+        st.success().then(|| Tmpfs { dir: dir.to_path_buf() })
+    }
+
+    /// Changes its size in place (files stay).
+    pub fn resize(&self, size: &str) {
+        let st = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.dir)
+            .status()
+            .expect("run mount");
+        assert!(st.success(), "remount {}: {st}", self.dir.display());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        // Lazy: a daemon child may still have a file open on it.
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
     }
 }

@@ -15,9 +15,7 @@ pub mod run;
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
-
-use crate::common::msg::eprint;
+use clap::CommandFactory;
 
 /// The clap command, for shell completions and the man-page check.
 pub fn command() -> clap::Command {
@@ -27,25 +25,8 @@ pub fn command() -> clap::Command {
 /// Entry point of the `rbatch` binary: parse, validate, run. Usage errors exit 2,
 /// `--help`/`--version` 0.
 pub fn main(args: Vec<OsString>) -> ExitCode {
-    let cli = match cli::Cli::try_parse_from(args) {
-        Ok(cli) => cli,
-        Err(e) => {
-            if !e.use_stderr() {
-                let _ = e.print();
-                return ExitCode::SUCCESS;
-            }
-            // clap says `error: ...`; every other rbatch message says `rbatch: ...`.
-            let text = e.render().to_string();
-            let text = text.strip_prefix("error: ").unwrap_or(&text);
-            eprint("rbatch", text.trim_end());
-            return ExitCode::from(2);
-        }
-    };
-    match cli.validate() {
+    match crate::common::cli::parse_and_validate("rbatch", args, cli::Cli::validate) {
         Ok(cfg) => run::run(cfg),
-        Err(msg) => {
-            eprint("rbatch", &msg);
-            ExitCode::from(2)
-        }
+        Err(code) => code,
     }
 }

@@ -37,12 +37,7 @@ const PROG: &str = "rbatch";
 const MAX_RECORD: usize = 1 << 20;
 
 /// An error text without Rust's `(os error N)` suffix: `Broken pipe`, as C tools say it.
-pub fn cause(e: &io::Error) -> String {
-    match e.raw_os_error() {
-        Some(n) => nix::errno::Errno::from_raw(n).desc().to_string(),
-        None => e.to_string(),
-    }
-}
+pub use crate::common::msg::os_error as cause;
 
 /// Delivery that failed so that the paths cannot reach anyone: the caller stops.
 struct Fatal {

@@ -42,9 +42,7 @@ pub mod worker;
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
-
-use crate::common::msg::eprint;
+use clap::CommandFactory;
 
 /// The clap command, for completions and documentation tests.
 pub fn command() -> clap::Command {
@@ -54,35 +52,10 @@ pub fn command() -> clap::Command {
 /// Runs rpush with `args` (including the program name) and returns its exit status:
 /// 0 all delivered, 1 some host still lacks paths, 2 usage error.
 pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
-    let cli = match cli::Cli::try_parse_from(args) {
-        Ok(cli) => cli,
-        Err(e) => {
-            use clap::error::ErrorKind;
-            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
-                let _ = e.print();
-                return ExitCode::SUCCESS;
-            }
-            // clap says "error: ..."; our messages say "rpush: ...".
-            let text = e.render().to_string();
-            let text = text.strip_prefix("error: ").unwrap_or(&text);
-            eprint("rpush", text.trim_end());
-            return ExitCode::from(2);
-        }
-    };
-    match config::Config::from_cli(cli) {
+    match crate::common::cli::parse_and_validate("rpush", args, config::Config::from_cli) {
         Ok(cfg) => run::run(cfg),
-        Err(msg) => {
-            eprint("rpush", &msg);
-            ExitCode::from(2)
-        }
+        Err(code) => code,
     }
 }
 
-/// An I/O error's text without Rust's " (os error N)" suffix, for `rpush: X: cause`.
-pub(crate) fn os_error(e: &std::io::Error) -> String {
-    let s = e.to_string();
-    match s.find(" (os error ") {
-        Some(i) => s[..i].to_string(),
-        None => s,
-    }
-}
+pub(crate) use crate::common::msg::os_error;

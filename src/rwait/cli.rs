@@ -176,7 +176,7 @@ pub struct Args {
     pub operands: Vec<OsString>,
 }
 
-/// Parses `args` (argv[0] first). Messages go to `out`/`err` exactly as inotifywait
+/// Parses `args` (`argv[0]` first). Messages go to `out`/`err` exactly as inotifywait
 /// writes them; `Err(status)` means exit now with that status.
 pub fn parse(args: &[OsString], out: &mut dyn Write, err: &mut dyn Write) -> Result<Args, u8> {
     let long: Vec<LongOpt> = OPTIONS

@@ -52,7 +52,7 @@ impl Log {
     }
 }
 
-/// Runs rwait with `args` (argv[0] first) and returns the exit status.
+/// Runs rwait with `args` (`argv[0]` first) and returns the exit status.
 pub fn run(args: &[OsString]) -> u8 {
     strftime::init_timezone();
     let a = {

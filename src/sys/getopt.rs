@@ -3,7 +3,7 @@
 //! rwait must parse its command line exactly as inotifywait does: argument permutation
 //! (options after operands), `--` , clustered short options, attached values, `=`
 //! values, unique-prefix abbreviations of long options with glibc's ambiguity messages,
-//! `POSIXLY_CORRECT`, and diagnostics prefixed with argv[0]. Emulating all of that in
+//! `POSIXLY_CORRECT`, and diagnostics prefixed with `argv[0]`. Emulating all of that in
 //! Rust (or bending clap to it) would be a long, never-quite-equal copy; calling the
 //! same function inotifywait calls is exact by construction.
 //!
@@ -55,7 +55,7 @@ pub struct Getopt {
 }
 
 impl Getopt {
-    /// Starts a parse of `args` (argv[0] included: glibc prefixes its messages with it).
+    /// Starts a parse of `args` (`argv[0]` included: glibc prefixes its messages with it).
     pub fn new(args: &[OsString], shortopts: &str, long: &[LongOpt]) -> Getopt {
         let guard = GETOPT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         // Arguments from the OS cannot contain NUL; a caller-built vector that does is

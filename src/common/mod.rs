@@ -1,7 +1,6 @@
-//! What the three tools share: error-message printing, byte-oriented record input and
-//! duration parsing.
+//! What the three tools share: error-message printing, the clap front door of rbatch and
+//! rpush, and duration parsing.
 
 pub mod cli;
 pub mod duration;
 pub mod msg;
-pub mod records;

@@ -7,9 +7,9 @@
 //! stays open and keeps merging, so batches never overlap; only when that one is full
 //! too does reading pause, which keeps `--max-paths` a hard cap and memory bounded.
 //!
-//! stdin is read with our own framing rather than `common::records::RecordReader`: that
-//! reader blocks inside `read` to complete a record, which would hold back deadlines and
-//! signals whenever a partial line sits in the pipe, and it allocates per record.
+//! stdin is read with our own framing rather than a blocking record reader: one that
+//! blocks inside `read` to complete a record would hold back deadlines and signals
+//! whenever a partial line sits in the pipe.
 
 use std::ffi::OsString;
 use std::io::{self, BufWriter, Read, Write};

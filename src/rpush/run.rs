@@ -225,14 +225,15 @@ fn read_input(sh: &Shared) {
 fn open_journals(sh: &Shared, dir: &std::path::Path, slots: &[Arc<HostSlot>]) -> Result<(), String> {
     for h in slots {
         let base = &sh.cfg.settings.base;
-        let (j, replay) = Journal::open(dir, &h.host.target.dest, base).map_err(|e| {
+        let failed = |e: std::io::Error| {
             format!(
                 "--state-dir {}: {}: {}",
                 dir.display(),
                 h.host.name,
                 super::os_error(&e)
             )
-        })?;
+        };
+        let (j, replay) = Journal::open(dir, &h.host.target.dest, base).map_err(failed)?;
         let mut st = h.lock();
         if let Some(other) = replay.base.as_deref().filter(|b| b != base) {
             sh.log.error(&format!(
@@ -279,14 +280,7 @@ fn open_journals(sh: &Shared, dir: &std::path::Path, slots: &[Arc<HostSlot>]) ->
             // full sync is all that is new.
             let HostState { journal, pending, .. } = &mut *st;
             if let Some(j) = journal {
-                j.rewrite(pending).map_err(|e| {
-                    format!(
-                        "--state-dir {}: {}: {}",
-                        dir.display(),
-                        h.host.name,
-                        super::os_error(&e)
-                    )
-                })?;
+                j.rewrite(pending).map_err(failed)?;
             }
         }
     }

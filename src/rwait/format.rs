@@ -162,7 +162,10 @@ impl Renderer {
                         Tok::Lit(l) => out.extend_from_slice(l),
                         Tok::Watch => out.extend_from_slice(v.watch),
                         Tok::Name => out.extend_from_slice(v.name),
-                        Tok::Cookie => out.extend_from_slice(format!("{:x}", v.cookie).as_bytes()),
+                        Tok::Cookie => {
+                            // Straight into the record: no string per event.
+                            let _ = std::io::Write::write_fmt(out, format_args!("{:x}", v.cookie));
+                        }
                         Tok::Events(sep) => events::render(v.mask, *sep, out),
                         Tok::Time => {
                             if time.is_none() {

@@ -102,6 +102,8 @@ fn man_pages_render_without_warnings() {
             "DESCRIPTION",
             "OPTIONS",
             "EXIT STATUS",
+            "ENVIRONMENT",
+            "FILES",
             "EXAMPLES",
             "SEE ALSO",
         ] {
@@ -114,9 +116,18 @@ fn man_pages_render_without_warnings() {
 }
 
 #[test]
-fn rwait_man_page_lists_its_differences() {
-    let text = std::fs::read_to_string(man_page("rwait")).unwrap();
-    for s in ["DIFFERENCES", "FORMAT", "CAVEATS"] {
-        assert!(text.contains(&format!(".SH {s}")), "man/rwait.1 has no {s} section");
+fn tool_specific_man_sections() {
+    let wanted: [(&str, &[&str]); 2] = [
+        ("rwait", &["DIFFERENCES", "FORMAT", "CAVEATS"]),
+        ("rpush", &["HOSTS FILE", "JOURNAL"]),
+    ];
+    for (name, sections) in wanted {
+        let text = std::fs::read_to_string(man_page(name)).unwrap();
+        for s in sections {
+            assert!(
+                text.contains(&format!(".SH {s}\n")) || text.contains(&format!(".SH \"{s}\"\n")),
+                "man/{name}.1 has no {s} section"
+            );
+        }
     }
 }

@@ -752,7 +752,8 @@ fn rpush_other_usage_errors() {
 }
 
 #[test]
-fn rpush_help_and_man_page_cover_every_option() {
+fn rpush_help_shows_usage() {
+    // The man page and completions are checked for every tool in tests/it/docs.rs.
     let out = crate::util::run({
         let mut c = Command::new(bin("rpush"));
         c.arg("--help");
@@ -765,30 +766,6 @@ fn rpush_help_and_man_page_cover_every_option() {
         "{}",
         out.stdout_str()
     );
-    let man = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("man/rpush.1")).unwrap();
-    for arg in syncpipe::rpush::command().get_arguments() {
-        if let Some(long) = arg.get_long() {
-            let roff = format!("\\-\\-{}", long.replace('-', "\\-"));
-            assert!(man.contains(&roff), "man/rpush.1 does not document --{long}");
-        }
-    }
-    for section in [
-        "NAME",
-        "SYNOPSIS",
-        "DESCRIPTION",
-        "OPTIONS",
-        "HOSTS FILE",
-        "EXIT STATUS",
-        "ENVIRONMENT",
-        "FILES",
-        "EXAMPLES",
-        "SEE ALSO",
-    ] {
-        assert!(
-            man.contains(&format!(".SH \"{section}\"")) || man.contains(&format!(".SH {section}\n")),
-            "no {section} section"
-        );
-    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -140,7 +140,10 @@ scenarios! {
     at_exclude_spelling_must_match => sc(TREE, &["-m", "-r", "d", "@{S}/d/a"], "touch d/a/x"); // #70
     recursive_rm_rf_subtree => sc(TREE, &["-m", "-r", "-e", "delete,delete_self,ignored", "d"], "rm -rf d/a"); // #101
     recursive_rm_and_recreate => sc(TREE, &["-m", "-r", "-e", "create", "-e", "delete", "d"], "rm -rf d/a; mkdir d/a; sleep .3; touch d/a/new"); // #102
-    recursive_move_in_from_outside => sc("mkdir -p d o/x/y", &["-m", "-r", "d"], "mv o/x d/x; sleep .3; touch d/x/y/f"); // #56
+    // A watcher that adds its watch on the moved-in directory fast enough catches the
+    // MOVE_SELF the kernel sends after MOVED_TO within the same rename(): a race in
+    // inotifywait too, so MOVE_SELF is left out of this one.
+    recursive_move_in_from_outside => sc("mkdir -p d o/x/y", &["-m", "-r", "-e", "moved_to,create,open,access,close,attrib,modify,delete", "d"], "mv o/x d/x; sleep .3; touch d/x/y/f"); // #56
     exclude_backreference_glibc => sc(D, &["-m", "-e", "create", "--exclude", "(a)\\1", "d"], "touch d/xaa d/xab");
     exclude_word_boundary_glibc => sc(D, &["-m", "-e", "create", "--exclude", "\\<ab\\>", "d"], "touch 'd/x ab' d/xab");
     exclude_brace_without_min => sc(D, &["-m", "-e", "create", "--exclude", "^d/a{,2}$", "d"], "touch d/a d/aa d/aaa");

@@ -1052,8 +1052,8 @@ fn rpush_progress_stays_off_when_stderr_is_not_a_terminal() {
 
 #[test]
 fn rpush_progress_shows_files_and_bytes_on_a_terminal() {
-    if Command::new("script").arg("--version").output().is_err() {
-        eprintln!("skipped: script(1) (bsdutils) is not installed");
+    let script = Command::new("script").arg("--version").output();
+    if crate::util::require(script.map_err(|e| format!("script(1) (bsdutils) cannot run: {e}"))).is_none() {
         return;
     }
     let s = Scratch::new();

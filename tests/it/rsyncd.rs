@@ -325,23 +325,31 @@ impl Drop for Sshd {
 }
 
 /// A small tmpfs mounted over a directory (a module path), unmounted on Drop: a target
-/// disk that really fills up. Needs root; `None` (and the caller skips, saying so)
-/// otherwise.
+/// disk that really fills up. Needs root; otherwise, or when `mount` fails, the reason
+/// (for `util::require`).
 pub struct Tmpfs {
     pub dir: PathBuf,
 }
 
 impl Tmpfs {
-    pub fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+    pub fn mount(dir: &Path, size: &str) -> Result<Tmpfs, String> {
         if !running_as_root() {
-            return None;
+            return Err("mounting a tmpfs needs root".into());
         }
-        let st = Command::new("mount")
+        let out = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size},mode=755"), "tmpfs"])
             .arg(dir)
-            .status()
-            .ok()?;
-        st.success().then(|| Tmpfs { dir: dir.to_path_buf() })
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "mount -t tmpfs on {}: {}: {}",
+                dir.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(Tmpfs { dir: dir.to_path_buf() })
     }
 
     /// Changes its size in place (files stay).

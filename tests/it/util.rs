@@ -18,6 +18,23 @@ use std::time::{Duration, Instant};
 /// and a deadline only bounds a failing test, it never slows a passing one.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
+/// A prerequisite a test cannot run without (root, a mount, `script(1)`, ...): `Ok` hands
+/// it on. Without it, under `CI=true` the test fails with the reason, because a CI run that
+/// silently tests less must not pass; elsewhere (a developer's machine) the test is
+/// skipped and says so on stderr, and the caller returns.
+pub fn require<T>(prerequisite: Result<T, String>) -> Option<T> {
+    match prerequisite {
+        Ok(t) => Some(t),
+        Err(why) if std::env::var_os("CI").is_some_and(|v| v == "true") => {
+            panic!("prerequisite missing under CI=true: {why}")
+        }
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            None
+        }
+    }
+}
+
 /// Path of one of this package's binaries, as built by cargo for this test run.
 pub fn bin(name: &str) -> PathBuf {
     match name {

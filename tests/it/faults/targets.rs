@@ -91,8 +91,7 @@ fn faults_full_target_disk_is_retried_until_there_is_room() {
     let src = s.mkdir("src");
     let a = Daemon::start(&s, "a", "127.0.0.2");
     let b = Daemon::start(&s, "b", "127.0.0.3");
-    let Some(disk) = Tmpfs::mount(&b.module, "512k") else {
-        eprintln!("skipped: mounting a tmpfs needs root");
+    let Some(disk) = crate::util::require(Tmpfs::mount(&b.module, "512k")) else {
         return;
     };
     write_file(&src, b"big", &noise(1 << 20, 4));

@@ -7,8 +7,12 @@
 //! been seen, only empty records end batches, so a large rbatch batch is not split at a
 //! read boundary.
 //!
-//! Each path is made relative to the base here; a path outside the base is handed to the
-//! caller to report and is not part of the batch.
+//! Each path is made relative to the base here ([`Resolver`]); a record that is not a
+//! path inside the base is handed to the caller to report and is not part of the batch.
+//! That check stands whatever the watcher or rbatch upstream did: a name with a newline
+//! printed by a watcher in newline mode arrives as fragments (`a<LF>secret.txt` as `a`
+//! and `secret.txt`), and no fragment may make rpush read outside the base, delete
+//! outside it, or sync the base as a whole.
 //!
 //! Memory is bounded whatever the input: a record longer than [`MAX_RECORD`] cannot be a
 //! path (PATH_MAX is 4096) and is skipped without being buffered, and a batch is handed
@@ -30,6 +34,67 @@ pub enum Skipped<'a> {
     Outside(&'a [u8]),
     /// A record of this many bytes: too long to be a path.
     TooLong(usize),
+    /// A relative record without `-C`: relative to what? (The base is then `/`, and a
+    /// relative record is most often the tail of a name with a newline in it.)
+    Relative(&'a [u8]),
+    /// A NUL byte inside a newline-terminated record: rsync's `--from0` list would
+    /// split it into two paths.
+    Nul(&'a [u8]),
+    /// A record that names the whole base without being the base's own name (`.`,
+    /// `x/..`): a full sync is never asked for by a fragment.
+    WholeBase(&'a [u8]),
+    /// The base is `/`: a sync of the whole file system is refused, whoever asks.
+    Root(&'a [u8]),
+}
+
+/// How records become base-relative paths (see the module doc for why each rule).
+#[derive(Debug, Clone)]
+pub struct Resolver {
+    /// The base, absolute and normalised.
+    pub base: Vec<u8>,
+    /// `-C` as given (trailing `/` removed), also accepted as the base's own name; `None`
+    /// without `-C` (the base is then `/`).
+    pub base_arg: Option<Vec<u8>>,
+    /// rpush's working directory: a relative record (a watcher given a relative
+    /// operand, as in `rwait -mr src | rbatch | rpush -C src`) is relative to it. Only
+    /// with `-C`; and only what lands inside the base is taken.
+    pub cwd: Vec<u8>,
+}
+
+fn trim_slashes(p: &[u8]) -> &[u8] {
+    let mut p = p;
+    while p.len() > 1 && p.ends_with(b"/") {
+        p = &p[..p.len() - 1];
+    }
+    p
+}
+
+impl Resolver {
+    /// The base-relative path `record` stands for, or why it is refused. The base itself
+    /// is the empty path.
+    pub fn resolve<'a>(&self, record: &'a [u8], delim: u8) -> Result<Vec<u8>, Skipped<'a>> {
+        if delim != 0 && record.contains(&0) {
+            return Err(Skipped::Nul(record));
+        }
+        let relative = record.first() != Some(&b'/');
+        if relative && self.base_arg.is_none() {
+            return Err(Skipped::Relative(record));
+        }
+        let abs = paths::normalize(&self.cwd, record);
+        let rel = paths::relative_to(&self.base, &abs).ok_or(Skipped::Outside(record))?;
+        if rel.is_empty() {
+            if self.base == b"/" {
+                return Err(Skipped::Root(record));
+            }
+            let given = trim_slashes(record);
+            let own_name =
+                given == self.base.as_slice() || self.base_arg.as_deref().is_some_and(|a| trim_slashes(a) == given);
+            if !own_name {
+                return Err(Skipped::WholeBase(record));
+            }
+        }
+        Ok(rel)
+    }
 }
 
 enum Record {
@@ -43,21 +108,19 @@ pub struct BatchReader<R> {
     buf: Vec<u8>,
     start: usize,
     eof: bool,
-    cwd: Vec<u8>,
-    base: Vec<u8>,
+    resolver: Resolver,
     separated: bool,
 }
 
 impl<R: Read> BatchReader<R> {
-    pub fn new(input: R, delim: u8, cwd: Vec<u8>, base: Vec<u8>) -> Self {
+    pub fn new(input: R, delim: u8, resolver: Resolver) -> Self {
         BatchReader {
             input,
             delim,
             buf: Vec::with_capacity(64 * 1024),
             start: 0,
             eof: false,
-            cwd,
-            base,
+            resolver,
             separated: false,
         }
     }
@@ -142,10 +205,9 @@ impl<R: Read> BatchReader<R> {
                     }
                 }
                 Some(Record::Bytes(r)) => {
-                    let abs = paths::normalize(&self.cwd, &r);
-                    match paths::relative_to(&self.base, &abs) {
-                        Some(rel) => batch.push(rel),
-                        None => skipped(Skipped::Outside(&r)),
+                    match self.resolver.resolve(&r, self.delim) {
+                        Ok(rel) => batch.push(rel),
+                        Err(why) => skipped(why),
                     }
                     if batch.len() >= MAX_BATCH {
                         return Ok(Some(batch));
@@ -163,8 +225,16 @@ impl<R: Read> BatchReader<R> {
 mod tests {
     use super::*;
 
+    fn res(cwd: &[u8], base: &[u8]) -> Resolver {
+        Resolver {
+            base: base.to_vec(),
+            base_arg: Some(base.to_vec()),
+            cwd: cwd.to_vec(),
+        }
+    }
+
     fn batches(input: &[u8], delim: u8) -> (Vec<Vec<Vec<u8>>>, Vec<Vec<u8>>) {
-        let mut r = BatchReader::new(input, delim, b"/home/u".to_vec(), b"/src".to_vec());
+        let mut r = BatchReader::new(input, delim, res(b"/home/u", b"/src"));
         let mut out = vec![];
         let mut outside = vec![];
         while let Some(b) = r
@@ -189,6 +259,62 @@ mod tests {
         let (b, o) = batches(b"/src/a\n/src/b c\n\n/src/d\n\n\n/etc/passwd\n/src\n", b'\n');
         assert_eq!(b, vec![v(&[b"a", b"b c"]), v(&[b"d"]), v(&[b""])]);
         assert_eq!(o, v(&[b"/etc/passwd"]));
+    }
+
+    /// Each refusal, and what is still taken: a table of (resolver, record, delimiter,
+    /// outcome).
+    #[test]
+    fn records_that_are_not_paths_inside_the_base_are_refused() {
+        let with_c = Resolver {
+            base: b"/srv/www".to_vec(),
+            base_arg: Some(b"www/".to_vec()),
+            cwd: b"/srv".to_vec(),
+        };
+        let no_c = Resolver {
+            base: b"/".to_vec(),
+            base_arg: None,
+            cwd: b"/".to_vec(),
+        };
+        type Want = Result<&'static [u8], &'static str>;
+        let table: &[(&Resolver, &[u8], u8, Want)] = &[
+            (&with_c, b"/srv/www/a", b'\n', Ok(b"a")),
+            // A relative watcher operand, in rpush's directory.
+            (&with_c, b"www/a/b", b'\n', Ok(b"a/b")),
+            (&with_c, b"./www/a", b'\n', Ok(b"a")),
+            // The base by its own name: the overflow line, --initial's record.
+            (&with_c, b"/srv/www/", b'\n', Ok(b"")),
+            (&with_c, b"www/", b'\n', Ok(b"")),
+            (&with_c, b"www", 0, Ok(b"")),
+            // Fragments of `a<LF>secret.txt`, `x<LF>.`, `y<LF>www/..`.
+            (&with_c, b"secret.txt", b'\n', Err("outside")),
+            (&with_c, b".", b'\n', Err("outside")),
+            (&with_c, b"www/.", b'\n', Err("whole")),
+            (&with_c, b"www/..", b'\n', Err("outside")),
+            (&with_c, b"www/a/..", b'\n', Err("whole")),
+            (&with_c, b"/srv/www/.", b'\n', Err("whole")),
+            (&with_c, b"/srv/www/a\0..", b'\n', Err("nul")),
+            (&with_c, b"/srv/www/a\n..", 0, Ok(b"a\n..")),
+            (&with_c, b"/etc/shadow", b'\n', Err("outside")),
+            // Without -C the base is / and nothing relative is taken.
+            (&no_c, b"/srv/www/a", b'\n', Ok(b"srv/www/a")),
+            (&no_c, b"secret.txt", b'\n', Err("relative")),
+            (&no_c, b".", b'\n', Err("relative")),
+            (&no_c, b"/", b'\n', Err("root")),
+            (&no_c, b"/srv/..", 0, Err("root")),
+        ];
+        for (r, rec, delim, want) in table {
+            let got = match r.resolve(rec, *delim) {
+                Ok(p) => Ok(p),
+                Err(Skipped::Outside(_)) => Err("outside"),
+                Err(Skipped::Relative(_)) => Err("relative"),
+                Err(Skipped::Nul(_)) => Err("nul"),
+                Err(Skipped::WholeBase(_)) => Err("whole"),
+                Err(Skipped::Root(_)) => Err("root"),
+                Err(Skipped::TooLong(_)) => Err("toolong"),
+            };
+            let want = want.map(|p| p.to_vec());
+            assert_eq!(got, want, "{:?}", String::from_utf8_lossy(rec));
+        }
     }
 
     #[test]
@@ -218,22 +344,12 @@ mod tests {
                 Ok(chunk.len())
             }
         }
-        let mut r = BatchReader::new(
-            Drip(vec![b"/src/a\n/src/b\n", b"/src/c\n"]),
-            b'\n',
-            b"/".to_vec(),
-            b"/src".to_vec(),
-        );
+        let mut r = BatchReader::new(Drip(vec![b"/src/a\n/src/b\n", b"/src/c\n"]), b'\n', res(b"/", b"/src"));
         assert_eq!(r.next_batch(|_| {}).unwrap().unwrap(), v(&[b"a", b"b"]));
         assert_eq!(r.next_batch(|_| {}).unwrap().unwrap(), v(&[b"c"]));
         assert_eq!(r.next_batch(|_| {}).unwrap(), None);
         // With separators, a read boundary does not end the batch.
-        let mut r = BatchReader::new(
-            Drip(vec![b"\n/src/a\n", b"/src/b\n\n"]),
-            b'\n',
-            b"/".to_vec(),
-            b"/src".to_vec(),
-        );
+        let mut r = BatchReader::new(Drip(vec![b"\n/src/a\n", b"/src/b\n\n"]), b'\n', res(b"/", b"/src"));
         assert_eq!(r.next_batch(|_| {}).unwrap().unwrap(), v(&[b"a", b"b"]));
     }
 
@@ -243,7 +359,7 @@ mod tests {
         input.extend(std::iter::repeat_n(b'x', 3 * MAX_RECORD));
         input.extend_from_slice(b"\n/src/b\n\n");
         input.extend(std::iter::repeat_n(b'y', MAX_RECORD + 1));
-        let mut r = BatchReader::new(&input[..], b'\n', b"/".to_vec(), b"/src".to_vec());
+        let mut r = BatchReader::new(&input[..], b'\n', res(b"/", b"/src"));
         let mut skipped = vec![];
         let mut got = vec![];
         while let Some(b) = r
@@ -293,7 +409,7 @@ mod tests {
                 }
             }
             let input = Chunked { data: &data, sizes: chunks, i: 0 };
-            let mut r = BatchReader::new(input, delim, b"/home/u".to_vec(), b"/src".to_vec());
+            let mut r = BatchReader::new(input, delim, res(b"/home/u", b"/src"));
             let mut total = 0;
             while let Some(b) = r.next_batch(|_| {}).unwrap() {
                 proptest::prop_assert!(!b.is_empty() && b.len() <= MAX_BATCH);

@@ -41,6 +41,8 @@ pub struct Config {
     pub sources: HostSources,
     /// The directory relative input paths are relative to (absolute).
     pub cwd: Vec<u8>,
+    /// `-C` as given, when given: without it relative input records are refused.
+    pub base_arg: Option<Vec<u8>>,
     pub rsync: PathBuf,
     pub settings: Settings,
     pub delim: u8,
@@ -232,6 +234,7 @@ impl Config {
             hosts,
             sources,
             cwd,
+            base_arg: cli.base.as_ref().map(|b| b.as_os_str().as_bytes().to_vec()),
             rsync,
             settings: Settings {
                 base,

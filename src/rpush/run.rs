@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::batch::{BatchReader, MAX_RECORD, Skipped};
+use super::batch::{BatchReader, MAX_RECORD, Resolver, Skipped};
 use super::config::Config;
 use super::journal::{self, Journal};
 use super::status::{self, HostStatus};
@@ -178,10 +178,20 @@ pub fn run(cfg: Config) -> ExitCode {
             undelivered.push(format!("{} lacks {n} path{}{why}{kept}", h.host.name, plural(n)));
         }
     }
-    if undelivered.is_empty() {
+    let refused = sh.refused.load(Ordering::SeqCst);
+    if refused > 0 {
+        sh.log.error(&format!(
+            "{refused} input record{} refused (see above): what they stood for may be missing \
+             on the targets",
+            plural(refused as usize)
+        ));
+    }
+    if undelivered.is_empty() && refused == 0 {
         ExitCode::SUCCESS
     } else {
-        sh.log.error(&format!("not delivered: {}", undelivered.join("; ")));
+        if !undelivered.is_empty() {
+            sh.log.error(&format!("not delivered: {}", undelivered.join("; ")));
+        }
         ExitCode::from(1)
     }
 }
@@ -189,21 +199,19 @@ pub fn run(cfg: Config) -> ExitCode {
 /// The reader thread's work: batches from stdin to every host until end of input.
 fn read_input(sh: &Shared) {
     let stdin = io::stdin();
-    let mut reader = BatchReader::new(
-        stdin.lock(),
-        sh.cfg.delim,
-        sh.cfg.cwd.clone(),
-        sh.cfg.settings.base.clone(),
-    );
+    let resolver = Resolver {
+        base: sh.cfg.settings.base.clone(),
+        base_arg: sh.cfg.base_arg.clone(),
+        cwd: sh.cfg.cwd.clone(),
+    };
+    let mut reader = BatchReader::new(stdin.lock(), sh.cfg.delim, resolver);
     let base = escape_bytes(&sh.cfg.settings.base);
     loop {
-        let next = reader.next_batch(|s| match s {
-            Skipped::Outside(p) => sh
-                .log
-                .info(&format!("{}: outside the base {base}, skipped", escape_bytes(p))),
-            Skipped::TooLong(n) => sh.log.error(&format!(
-                "input record of {n} bytes skipped: longer than {MAX_RECORD}, so not a path"
-            )),
+        let next = reader.next_batch(|s| {
+            if !matches!(s, Skipped::Outside(_)) {
+                sh.refused.fetch_add(1, Ordering::SeqCst);
+            }
+            report_skipped(sh, &base, s)
         });
         match next {
             Ok(Some(batch)) => {
@@ -217,6 +225,37 @@ fn read_input(sh: &Shared) {
                 return;
             }
         }
+    }
+}
+
+/// Says why an input record is not part of a batch.
+fn report_skipped(sh: &Shared, base: &str, s: Skipped) {
+    match s {
+        Skipped::Outside(p) => sh
+            .log
+            .info(&format!("{}: outside the base {base}, skipped", escape_bytes(p))),
+        Skipped::TooLong(n) => sh.log.error(&format!(
+            "input record of {n} bytes skipped: longer than {MAX_RECORD}, so not a path"
+        )),
+        Skipped::Relative(p) => sh.log.error(&format!(
+            "input record {}: a relative path without -C, refused (part of a file name \
+             with a newline? use -0 end to end, or give -C)",
+            escape_bytes(p)
+        )),
+        Skipped::Nul(p) => sh.log.error(&format!(
+            "input record {}: holds a NUL byte, refused (rsync would read it as two paths)",
+            escape_bytes(p)
+        )),
+        Skipped::WholeBase(p) => sh.log.error(&format!(
+            "input record {}: names the whole base {base} without being its name, refused \
+             (part of a file name with a newline?)",
+            escape_bytes(p)
+        )),
+        Skipped::Root(p) => sh.log.error(&format!(
+            "input record {}: a sync of the whole base / (every file on this machine, with \
+             --delete) is refused; give -C the directory you mirror",
+            escape_bytes(p)
+        )),
     }
 }
 

@@ -144,6 +144,9 @@ pub struct Shared {
     pub kill: AtomicBool,
     /// Bumped on every change worth a new status file.
     pub generation: AtomicU64,
+    /// Input records refused as not a path inside the base (see `batch::Resolver`):
+    /// each may be a path never delivered, so they make the exit status 1.
+    pub refused: AtomicU64,
 }
 
 impl Shared {
@@ -165,6 +168,7 @@ impl Shared {
             stop: AtomicBool::new(false),
             kill: AtomicBool::new(false),
             generation: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
         }
     }
 
@@ -373,7 +377,20 @@ fn push(sh: &Shared, host: &Host, batch: &BTreeSet<Vec<u8>>) -> Outcome {
             reason,
         };
     }
-    let plan = collapse::collapse(batch, |rel| stat_kind(base, rel));
+    // The base itself stands for a full sync (a damaged journal, a host added by
+    // SIGHUP). Of `/` that is every file on this machine with --delete on the target:
+    // refused whoever asks; input records asking for it never get this far.
+    let whole_root = base == b"/" && batch.contains(&Vec::new());
+    if whole_root {
+        sh.log.error(&format!(
+            "{}: a full sync of the base / (every file on this machine, with --delete) is \
+             refused; the other pending paths are pushed (give -C the directory you mirror)",
+            host.name
+        ));
+    }
+    let plan = collapse::collapse(batch.iter().filter(|p| !(whole_root && p.is_empty())), |rel| {
+        stat_kind(base, rel)
+    });
     let mut list = Vec::new();
     for e in plan.entries() {
         list.extend_from_slice(&paths::wire(e));

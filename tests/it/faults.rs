@@ -7,6 +7,7 @@
 //! middle, and the tests look for rsync's temporary file on the target to know it is.
 
 mod converge;
+mod fragments;
 mod hostile;
 mod journal;
 mod pipeline;

@@ -23,7 +23,7 @@ _rpush() {
 
     case "${cmd}" in
         rpush)
-            opts="-H -t -d -C -z -0 -j -e -v -q -h -V --hosts --target --dest --base --null --jobs --password-file --rsh --rsync --timeout --contimeout --watchdog --retry-min --retry-max --drain-timeout --initial --on-push --state-dir --status --verbose --quiet --help --version"
+            opts="-H -t -d -C -z -0 -j -e -v -q -h -V --hosts --target --dest --base --null --jobs --password-file --rsh --rsync --timeout --contimeout --watchdog --retry-min --retry-max --drain-timeout --initial --on-push --on-push-timeout --state-dir --status --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -110,6 +110,10 @@ _rpush() {
                     return 0
                     ;;
                 --on-push)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --on-push-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

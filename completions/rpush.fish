@@ -13,6 +13,7 @@ complete -c rpush -l retry-min -d 'First retry delay after a temporary failure; 
 complete -c rpush -l retry-max -d 'Longest retry delay; permanent failures (wrong password, unknown module) wait this' -r
 complete -c rpush -l drain-timeout -d 'At end of input, keep retrying for at most this long, then exit 1 if a host still lacks paths' -r
 complete -c rpush -l on-push -d 'After a push that changed something, run CMD [ARGS...] (no shell; ends at \';\' or \'--\')' -r
+complete -c rpush -l on-push-timeout -d 'Kill an --on-push command still running after DURATION' -r
 complete -c rpush -l state-dir -d 'Keep each host\'s pending paths in a journal in DIR; replay it at start' -r -F
 complete -c rpush -l status -d 'Keep a JSON status (per host: pending, last success, last error, failures) in FILE' -r -F
 complete -c rpush -s 0 -s z -l null -d 'Input paths are NUL-terminated (an empty record ends a batch), as from rbatch -z'

@@ -136,6 +136,13 @@ pub struct Cli {
           allow_hyphen_values = true)]
     pub on_push: Option<Vec<OsString>>,
 
+    /// Kill an --on-push command still running after DURATION
+    ///
+    /// A hook that started runs to its end (end of input and SIGTERM do not stop it);
+    /// this bounds it. A hook that fails or is killed makes the exit status 1.
+    #[arg(long = "on-push-timeout", value_name = "DURATION", default_value = "5m", value_parser = duration)]
+    pub on_push_timeout: Duration,
+
     /// Keep each host's pending paths in a journal in DIR; replay it at start
     ///
     /// Every batch is fsync'd to DIR before it counts as queued, so rpush can be killed

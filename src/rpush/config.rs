@@ -52,6 +52,7 @@ pub struct Config {
     pub drain_timeout: Duration,
     pub initial: bool,
     pub on_push: Option<Vec<OsString>>,
+    pub on_push_timeout: Duration,
     pub status: Option<PathBuf>,
     /// `--state-dir`, absolute, existing, and locked by this process.
     pub state_dir: Option<PathBuf>,
@@ -254,6 +255,7 @@ impl Config {
             drain_timeout: cli.drain_timeout,
             initial: cli.initial,
             on_push: cli.on_push,
+            on_push_timeout: cli.on_push_timeout,
             status: cli.status,
             state_dir,
             verbosity,

@@ -142,8 +142,10 @@ pub fn run(cfg: Config) -> ExitCode {
         let start = Instant::now();
         let until = start + sh.cfg.drain_timeout;
         let busy = || {
-            sh.hosts().iter().any(|h| h.lock().running)
-                || (!input_done.load(Ordering::SeqCst) && start.elapsed() < INPUT_GRACE)
+            sh.hosts().iter().any(|h| {
+                let st = h.lock();
+                st.running || st.hook_running
+            }) || (!input_done.load(Ordering::SeqCst) && start.elapsed() < INPUT_GRACE)
         };
         while busy() && Instant::now() < until && !signalled.load(Ordering::SeqCst) {
             thread::sleep(TICK);
@@ -186,7 +188,11 @@ pub fn run(cfg: Config) -> ExitCode {
             plural(refused as usize)
         ));
     }
-    if undelivered.is_empty() && refused == 0 {
+    let failed_hooks = std::mem::take(&mut *sh.failed_hooks.lock().unwrap_or_else(|e| e.into_inner()));
+    if !failed_hooks.is_empty() {
+        sh.log.error(&format!("--on-push failed: {}", failed_hooks.join("; ")));
+    }
+    if undelivered.is_empty() && refused == 0 && failed_hooks.is_empty() {
         ExitCode::SUCCESS
     } else {
         if !undelivered.is_empty() {

@@ -48,6 +48,9 @@ pub struct HostState {
     /// Paths in the rsync that is running now.
     pub in_flight: usize,
     pub running: bool,
+    /// Its `--on-push` hook is running: the host is not idle, so the drain at the end
+    /// of input waits for it.
+    pub hook_running: bool,
     /// No more batches will come.
     pub input_done: bool,
     pub retry: RetryState,
@@ -62,7 +65,7 @@ pub struct HostState {
 impl HostState {
     /// Nothing pending, nothing running.
     pub fn idle(&self) -> bool {
-        self.pending.is_empty() && !self.running
+        self.pending.is_empty() && !self.running && !self.hook_running
     }
 }
 
@@ -147,6 +150,8 @@ pub struct Shared {
     /// Input records refused as not a path inside the base (see `batch::Resolver`):
     /// each may be a path never delivered, so they make the exit status 1.
     pub refused: AtomicU64,
+    /// Hooks that failed or were killed, as `host (why)`: named at exit, exit status 1.
+    pub failed_hooks: Mutex<Vec<String>>,
 }
 
 impl Shared {
@@ -169,6 +174,7 @@ impl Shared {
             kill: AtomicBool::new(false),
             generation: AtomicU64::new(0),
             refused: AtomicU64::new(0),
+            failed_hooks: Mutex::new(Vec::new()),
         }
     }
 
@@ -241,7 +247,8 @@ pub fn host_worker(sh: &Shared, slot: &HostSlot) {
         let mut hook = None;
         match outcome {
             Outcome::Delivered { requeue, hook: h } => {
-                hook = h;
+                hook = h.filter(|_| sh.cfg.on_push.is_some());
+                st.hook_running = hook.is_some();
                 st.pushes += 1;
                 st.last_success = Some(now_string());
                 let ended = st.retry.succeed();
@@ -286,6 +293,8 @@ pub fn host_worker(sh: &Shared, slot: &HostSlot) {
         // push, so a reload always follows the push it is about.
         if let (Some(plan), Some(cmd)) = (hook, &sh.cfg.on_push) {
             run_hook(sh, &slot.host, cmd, &plan);
+            slot.lock().hook_running = false;
+            sh.bump();
         }
     }
 }
@@ -419,7 +428,7 @@ fn push(sh: &Shared, host: &Host, batch: &BTreeSet<Vec<u8>>) -> Outcome {
         &args,
         &[],
         list,
-        sh.cfg.watchdog,
+        Limit::Idle(sh.cfg.watchdog),
         &sh.kill,
         Some(&mut on_out),
     );
@@ -500,24 +509,31 @@ fn run_hook(sh: &Shared, host: &Host, cmd: &[OsString], plan: &Plan) {
         ("RPUSH_DEST", host.target.dest.as_str()),
     ];
     let program = Path::new(&argv[0]);
-    let run = run_child(program, &argv[1..], &env, stdin, sh.cfg.watchdog, &sh.kill, None);
+    // A hook that started runs to its end whatever happens to input or signals: it is
+    // the reload the push was for. Only its own time limit stops it.
+    let never = AtomicBool::new(false);
+    let limit = Limit::Total(sh.cfg.on_push_timeout);
+    let run = run_child(program, &argv[1..], &env, stdin, limit, &never, None);
     let shown = rsync::display(program, &argv[1..]);
-    match run.ended {
-        Ended::Code(0) => sh.log.verbose(&format!("{}: --on-push {shown}: ok", host.name)),
-        Ended::Code(c) => sh
-            .log
-            .error(&format!("{}: --on-push {shown}: exit status {c}", host.name)),
-        Ended::Signal(s) => sh
-            .log
-            .error(&format!("{}: --on-push {shown}: killed by signal {s}", host.name)),
-        Ended::Watchdog => sh
-            .log
-            .error(&format!("{}: --on-push {shown}: killed by the watchdog", host.name)),
-        Ended::NotStarted => sh.log.error(&format!(
-            "{}: --on-push {shown}: cannot run: {}",
-            host.name,
-            run.spawn_error.unwrap_or_default()
+    let failed = match run.ended {
+        Ended::Code(0) => None,
+        Ended::Code(c) => Some(format!("exit status {c}")),
+        Ended::Signal(s) => Some(format!("killed by signal {s}")),
+        Ended::Watchdog => Some(format!(
+            "killed after --on-push-timeout ({})",
+            human_duration(sh.cfg.on_push_timeout)
         )),
+        Ended::NotStarted => Some(format!("cannot run: {}", run.spawn_error.clone().unwrap_or_default())),
+    };
+    match &failed {
+        None => sh.log.verbose(&format!("{}: --on-push {shown}: ok", host.name)),
+        Some(why) => {
+            sh.log.error(&format!("{}: --on-push {shown}: {why}", host.name));
+            sh.failed_hooks
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(format!("{} ({why})", host.name));
+        }
     }
     // The hook's own output goes to our stderr, each line marked with the host.
     for line in run
@@ -601,14 +617,24 @@ fn killgroup(child: &Child, sig: Signal) {
     let _ = killpg(Pid::from_raw(child.id() as i32), sig);
 }
 
+/// When a child is killed for taking too long.
+#[derive(Debug, Clone, Copy)]
+pub enum Limit {
+    /// After this long without progress (output, or I/O in /proc): rsync's watchdog.
+    Idle(Duration),
+    /// After this long in all: a hook (`--on-push-timeout`), which may rightly be
+    /// silent while it works.
+    Total(Duration),
+}
+
 /// Runs `program args` with `input` on its stdin, collecting stdout and stderr, under
-/// the watchdog; gives up (kills it) when `stop` is set.
+/// `limit`; gives up (kills it) when `stop` is set.
 pub fn run_child(
     program: &Path,
     args: &[OsString],
     env: &[(&str, &str)],
     input: Vec<u8>,
-    watchdog: Duration,
+    limit: Limit,
     stop: &AtomicBool,
     mut on_stdout: Option<OnStdout>,
 ) -> ChildRun {
@@ -702,7 +728,11 @@ pub fn run_child(
         match killed_at {
             None => {
                 let stopping = stop.load(Ordering::SeqCst);
-                if stopping || last_progress.elapsed() >= watchdog {
+                let over = match limit {
+                    Limit::Idle(d) => last_progress.elapsed() >= d,
+                    Limit::Total(d) => start.elapsed() >= d,
+                };
+                if stopping || over {
                     watchdog_fired = !stopping;
                     killgroup(&child, Signal::SIGTERM);
                     killed_at = Some(Instant::now());
@@ -754,7 +784,7 @@ mod tests {
             &["30".into()],
             &[],
             vec![],
-            Duration::from_millis(300),
+            Limit::Idle(Duration::from_millis(300)),
             &stop,
             None,
         );
@@ -771,7 +801,7 @@ mod tests {
             &args,
             &[],
             vec![],
-            Duration::from_millis(200),
+            Limit::Idle(Duration::from_millis(200)),
             &stop,
             None,
         );
@@ -792,7 +822,7 @@ mod tests {
             &args,
             &[],
             vec![],
-            Duration::from_millis(300),
+            Limit::Idle(Duration::from_millis(300)),
             &stop,
             None,
         );
@@ -808,11 +838,29 @@ mod tests {
             &["30".into()],
             &[],
             vec![],
-            Duration::from_secs(60),
+            Limit::Idle(Duration::from_secs(60)),
             &stop,
             None,
         );
         assert_eq!(run.ended, Ended::Signal(libc::SIGTERM));
+    }
+
+    #[test]
+    fn a_total_limit_kills_a_child_that_keeps_talking() {
+        // Output is progress for the idle watchdog, not for a total limit.
+        let stop = AtomicBool::new(false);
+        let args: Vec<OsString> = vec!["-c".into(), "while :; do echo .; sleep 0.05; done".into()];
+        let run = run_child(
+            Path::new("sh"),
+            &args,
+            &[],
+            vec![],
+            Limit::Total(Duration::from_millis(400)),
+            &stop,
+            None,
+        );
+        assert_eq!(run.ended, Ended::Watchdog);
+        assert!(run.elapsed < Duration::from_secs(5), "{:?}", run.elapsed);
     }
 
     #[test]
@@ -824,7 +872,7 @@ mod tests {
             &args,
             &[],
             b"in\0put".to_vec(),
-            Duration::from_secs(10),
+            Limit::Idle(Duration::from_secs(10)),
             &stop,
             None,
         );
@@ -836,7 +884,7 @@ mod tests {
             &[],
             &[],
             vec![],
-            Duration::from_secs(1),
+            Limit::Idle(Duration::from_secs(1)),
             &stop,
             None,
         );

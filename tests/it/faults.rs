@@ -8,6 +8,7 @@
 
 mod converge;
 mod fragments;
+mod hooks;
 mod hostile;
 mod journal;
 mod pipeline;

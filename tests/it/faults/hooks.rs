@@ -1,0 +1,130 @@
+//! A hook that is owed runs (issue 12): the `--on-push` reload after a config push is
+//! the whole point of pushing a php-fpm pool file, so neither the end of input nor a
+//! SIGTERM may kill it once it started; only `--on-push-timeout` bounds it. A hook that
+//! fails or is killed makes the exit status 1 and is named at the end.
+
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::rpush::{assert_stderr, rpush_cmd, send, write_file};
+use crate::rsyncd::Daemon;
+use crate::util::{DEADLINE, Proc, Scratch};
+
+/// A hook that says it started, works for `secs` seconds without a word, then says it
+/// finished and exits with `code`.
+fn slow_hook(dir: &Path, secs: &str, code: &str) -> Vec<String> {
+    let script = r#"touch "$0/started"; sleep "$1"; touch "$0/finished"; exit "$2""#;
+    vec![
+        "--on-push".into(),
+        "sh".into(),
+        "-c".into(),
+        script.into(),
+        dir.display().to_string(),
+        secs.into(),
+        code.into(),
+        ";".into(),
+    ]
+}
+
+fn rpush_with_hook(src: &Path, d: &Daemon, hook: &[String], extra: &[&str]) -> Proc {
+    let mut cmd = rpush_cmd(src, &["-t", &d.url(), "--password-file"]);
+    cmd.arg(&d.password_file).args(hook).args(extra);
+    Proc::spawn(cmd)
+}
+
+fn wait_file(p: &Path, rp: &Proc) {
+    let end = std::time::Instant::now() + DEADLINE;
+    while !p.exists() {
+        assert!(
+            std::time::Instant::now() < end,
+            "{} never appeared:\n{}",
+            p.display(),
+            rp.dump()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn faults_hook_runs_to_its_end_after_end_of_input() {
+    let s = Scratch::new();
+    let src = s.mkdir("src");
+    let marks = s.mkdir("marks");
+    let d = Daemon::start(&s, "a", "127.0.0.2");
+    write_file(&src, b"www.conf", b"pm = dynamic\n");
+    let mut rp = rpush_with_hook(&src, &d, &slow_hook(&marks, "1.5", "0"), &[]);
+    let mut stdin = rp.stdin();
+    let mut line = src.join("www.conf").into_os_string().into_encoded_bytes();
+    line.extend_from_slice(b"\n\n");
+    send(&mut stdin, &line);
+    // End of input at once: the hook is owed and must not be cut short by the drain.
+    drop(stdin);
+    let out = rp.wait_exit(DEADLINE);
+    assert_eq!(out.code, 0, "{}", out.stderr_str());
+    assert!(
+        marks.join("finished").exists(),
+        "hook did not finish:\n{}",
+        out.stderr_str()
+    );
+    assert!(!out.stderr_str().contains("killed"), "{}", out.stderr_str());
+    assert_eq!(fs::read(d.module.join("www.conf")).unwrap(), b"pm = dynamic\n");
+}
+
+#[test]
+fn faults_hook_runs_to_its_end_through_sigterm() {
+    let s = Scratch::new();
+    let src = s.mkdir("src");
+    let marks = s.mkdir("marks");
+    let d = Daemon::start(&s, "a", "127.0.0.2");
+    write_file(&src, b"www.conf", b"pm = static\n");
+    let mut rp = rpush_with_hook(&src, &d, &slow_hook(&marks, "1.5", "0"), &[]);
+    let mut stdin = rp.stdin();
+    let mut line = src.join("www.conf").into_os_string().into_encoded_bytes();
+    line.extend_from_slice(b"\n\n");
+    send(&mut stdin, &line);
+    wait_file(&marks.join("started"), &rp);
+    // A service stop while the reload runs (input still open, as under systemd).
+    rp.signal(libc::SIGTERM);
+    let out = rp.wait_exit(DEADLINE);
+    drop(stdin);
+    assert!(
+        marks.join("finished").exists(),
+        "hook was cut short:\n{}",
+        out.stderr_str()
+    );
+    assert!(!out.stderr_str().contains("killed by signal"), "{}", out.stderr_str());
+    assert_eq!(out.code, 0, "{}", out.stderr_str());
+}
+
+#[test]
+fn faults_failed_or_timed_out_hook_makes_the_exit_status_1() {
+    let s = Scratch::new();
+    let src = s.mkdir("src");
+    let d = Daemon::start(&s, "a", "127.0.0.2");
+    write_file(&src, b"www.conf", b"x\n");
+    let mut line = src.join("www.conf").into_os_string().into_encoded_bytes();
+    line.extend_from_slice(b"\n\n");
+
+    let marks = s.mkdir("fail");
+    let mut rp = rpush_with_hook(&src, &d, &slow_hook(&marks, "0", "3"), &[]);
+    let mut stdin = rp.stdin();
+    send(&mut stdin, &line);
+    drop(stdin);
+    let out = rp.wait_exit(DEADLINE);
+    assert_eq!(out.code, 1, "{}", out.stderr_str());
+    assert_stderr(&out, ": exit status 3");
+    assert_stderr(&out, "--on-push failed: 127.0.0.2 (exit status 3)");
+
+    // Past --on-push-timeout the hook is killed, and that is named too.
+    write_file(&src, b"www.conf", b"y\n");
+    let marks = s.mkdir("slow");
+    let mut rp = rpush_with_hook(&src, &d, &slow_hook(&marks, "30", "0"), &["--on-push-timeout", "1s"]);
+    let mut stdin = rp.stdin();
+    send(&mut stdin, &line);
+    drop(stdin);
+    let out = rp.wait_exit(DEADLINE);
+    assert_eq!(out.code, 1, "{}", out.stderr_str());
+    assert_stderr(&out, "killed after --on-push-timeout (1s)");
+    assert!(!marks.join("finished").exists(), "{}", out.stderr_str());
+}

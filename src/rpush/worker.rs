@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
 use std::io::{self, IsTerminal, Read, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -612,7 +612,7 @@ fn io_counter(pid: u32) -> Option<u64> {
 }
 
 fn killgroup(child: &Child, sig: Signal) {
-    // The child leads its own process group (process_group(0) below), so this reaches
+    // The child leads its own session and process group (see run_child), so this reaches
     // rsync's ssh too. ESRCH (already gone) is fine.
     let _ = killpg(Pid::from_raw(child.id() as i32), sig);
 }
@@ -644,10 +644,12 @@ pub fn run_child(
         .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // Its own process group: the watchdog can kill rsync with its ssh, and a Ctrl-C
-        // on the terminal reaches rpush alone, which then stops its children itself.
-        .process_group(0);
+        .stderr(Stdio::piped());
+    // Its own session, so its own process group: the watchdog can kill rsync with its
+    // ssh, and a Ctrl-C on the terminal reaches rpush alone, which then stops its
+    // children itself. No controlling terminal (a password prompt fails at once), and
+    // it dies with rpush (see `sys::child`).
+    crate::sys::child::detach_and_die_with_parent(&mut cmd);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {

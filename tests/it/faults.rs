@@ -6,6 +6,7 @@
 //! with deadlines; rsync's `--bwlimit` makes a transfer long enough to be caught in the
 //! middle, and the tests look for rsync's temporary file on the target to know it is.
 
+mod children;
 mod converge;
 mod fragments;
 mod hooks;

@@ -8,7 +8,7 @@
 //! never blocks the loop (see `output`), so a consumer that stops reading for seconds
 //! never makes the kernel's queue overflow.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::io::{self, Write};
 use std::os::fd::AsFd;
@@ -21,6 +21,7 @@ use super::cli::{self, Args};
 use super::events::*;
 use super::format::{Renderer, View};
 use super::output::Output;
+use super::track::ScanDups;
 use super::watch::{Found, Table, WalkError, WalkMode, skippable};
 use crate::common::msg::os_error as strerror_text;
 use crate::sys::regex::PosixRegex;
@@ -223,7 +224,8 @@ fn setup_and_watch(a: Args) -> Result<u8, u8> {
         filter,
         renderer,
         pending_moves: HashMap::new(),
-        synth_dups: HashSet::new(),
+        dups: ScanDups::default(),
+        reads: 0,
         out: Vec::with_capacity(64 * 1024),
         scratch: Vec::new(),
         log,
@@ -345,7 +347,9 @@ struct State {
     /// of the moved directory and the path it was watched under.
     pending_moves: HashMap<u32, (i32, Vec<u8>)>,
     /// Entries reported from a re-listing that may also arrive as real CREATEs.
-    synth_dups: HashSet<(i32, Vec<u8>)>,
+    dups: ScanDups,
+    /// Kernel reads so far: the window in which a scan's duplicate can still come.
+    reads: u64,
     out: Vec<u8>,
     scratch: Vec<u8>,
     log: Log,
@@ -404,11 +408,13 @@ impl State {
                 continue;
             }
             loop {
+                self.reads += 1;
                 let n = match ino.read_events(&mut buf) {
                     Ok(events) => {
                         let mut n = 0;
                         for e in events {
-                            n += 16 + e.name.map_or(0, |s| s.len());
+                            // The kernel pads a name with NULs to a multiple of 16.
+                            n += 16 + e.name.map_or(0, |s| (s.len() + 16) & !15);
                             let ev = Ev {
                                 wd: e.wd.get_watch_descriptor_id(),
                                 mask: e.mask.bits(),
@@ -423,7 +429,10 @@ impl State {
                         }
                         n
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        self.dups.drained(self.reads);
+                        break;
+                    }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => {
                         output.submit(&mut self.out);
@@ -432,8 +441,13 @@ impl State {
                         return 1;
                     }
                 };
-                // Names are padded, so `n` undercounts; a read that left a quarter of
-                // the buffer unused certainly drained the queue.
+                // Room left for the largest event (a 255-byte name, padded) means this
+                // read took everything queued.
+                if buf.len() - n >= 16 + 256 {
+                    self.dups.drained(self.reads);
+                }
+                // A read that left a quarter of the buffer unused drained the queue;
+                // one that did not is followed by another at once.
                 if n < buf.len() * 3 / 4 {
                     break;
                 }
@@ -460,14 +474,11 @@ impl State {
         if self.table.is_removed(ev.wd) {
             if ev.mask & IGNORED != 0 {
                 self.table.forget(ev.wd);
+                self.dups.forget_wd(ev.wd);
             }
             return Flow::Continue;
         }
-        if !synthetic
-            && ev.mask & CREATE != 0
-            && !self.synth_dups.is_empty()
-            && self.synth_dups.remove(&(ev.wd, ev.name.to_vec()))
-        {
+        if !synthetic && self.dups.on_kernel_event(ev.wd, ev.mask, ev.name) {
             return Flow::Continue;
         }
 
@@ -500,6 +511,7 @@ impl State {
         }
         if ev.mask & IGNORED != 0 {
             self.table.forget(ev.wd);
+            self.dups.forget_wd(ev.wd);
             self.pending_moves.retain(|_, (wd, _)| *wd != ev.wd);
         }
         Flow::Continue
@@ -579,7 +591,7 @@ impl State {
         }
         for f in found {
             if f.from_rescan {
-                self.synth_dups.insert((f.wd, f.name.clone()));
+                self.dups.insert(f.wd, &f.name, self.reads);
             }
             let ev = Ev {
                 wd: f.wd,

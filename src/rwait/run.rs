@@ -44,11 +44,15 @@ struct Log {
 }
 
 impl Log {
-    fn line(&self, msg: &str) {
+    fn line(&self, msg: impl AsRef<[u8]>) {
+        let msg = msg.as_ref();
         if self.syslog {
-            syslog::info(msg.as_bytes());
+            syslog::info(msg);
         } else {
-            let _ = io::stderr().write_all(format!("{msg}\n").as_bytes());
+            let mut l = Vec::with_capacity(msg.len() + 1);
+            l.extend_from_slice(msg);
+            l.push(b'\n');
+            let _ = io::stderr().write_all(&l);
         }
     }
 }
@@ -192,7 +196,7 @@ fn setup_and_watch(a: Args) -> Result<u8, u8> {
                 rewalk.extend(walked);
             }
             Err(WalkError::Limit) => {
-                log.line(&format!(
+                log.line(format!(
                     "Failed to watch {}; upper limit on inotify watches reached!",
                     String::from_utf8_lossy(op)
                 ));
@@ -200,7 +204,7 @@ fn setup_and_watch(a: Args) -> Result<u8, u8> {
                 return Err(1);
             }
             Err(WalkError::Io(e)) => {
-                log.line(&format!(
+                log.line(format!(
                     "Couldn't watch {}: {}",
                     String::from_utf8_lossy(op),
                     strerror_text(&e)
@@ -217,6 +221,7 @@ fn setup_and_watch(a: Args) -> Result<u8, u8> {
         table,
         roots,
         rewalk,
+        excludes,
         print_mask,
         monitor: a.monitor,
         recursive: a.recursive,
@@ -336,6 +341,8 @@ struct State {
     /// Recursive operand directories, walked again after an overflow to watch
     /// directories created while events were being lost.
     rewalk: Vec<Vec<u8>>,
+    /// `@path` exclusions, for walking the operands again.
+    excludes: Vec<Vec<u8>>,
     print_mask: u32,
     monitor: bool,
     recursive: bool,
@@ -389,7 +396,7 @@ impl State {
                     Ok(_) => {}
                     Err(nix::errno::Errno::EINTR) => continue,
                     Err(e) => {
-                        self.log.line(&strerror_text(&io::Error::from(e)));
+                        self.log.line(strerror_text(&io::Error::from(e)));
                         output.finish();
                         return 1;
                     }
@@ -437,7 +444,7 @@ impl State {
                     Err(e) => {
                         output.submit(&mut self.out);
                         output.finish();
-                        self.log.line(&strerror_text(&e));
+                        self.log.line(strerror_text(&e));
                         return 1;
                     }
                 };
@@ -575,14 +582,14 @@ impl State {
             Ok(_) => {}
             Err(WalkError::Io(e)) if skippable(&e) => {}
             Err(WalkError::Io(e)) => {
-                self.log.line(&format!(
+                self.log.line(format!(
                     "Couldn't watch new directory {}: {}",
                     String::from_utf8_lossy(path),
                     strerror_text(&e)
                 ));
             }
             Err(WalkError::Limit) => {
-                self.log.line(&format!(
+                self.log.line(format!(
                     "Couldn't watch new directory {}: {}",
                     String::from_utf8_lossy(path),
                     strerror_text(&io::Error::from_raw_os_error(libc::ENOSPC))
@@ -624,20 +631,34 @@ impl State {
             return Flow::Exit(0);
         }
         if self.recursive {
-            for dir in self.rewalk.clone() {
-                let mut found = Vec::new();
-                let _ = self.table.walk(
-                    &dir,
-                    WalkMode {
-                        excludes: &[],
-                        report_all: false,
-                        rescan: false,
-                    },
-                    &mut found,
-                );
-            }
+            self.resync();
         }
         Flow::Continue
+    }
+
+    /// Rebuilds the recursive bookkeeping from a fresh walk of the operands: directory
+    /// names as they are now, watches of directories that went dropped, and no pending
+    /// move or scan duplicate left from before (their events may be the lost ones).
+    /// The only way that state is rebuilt; failures are reported.
+    fn resync(&mut self) {
+        self.pending_moves.clear();
+        self.dups.clear();
+        let mode = WalkMode {
+            excludes: &self.excludes,
+            report_all: false,
+            rescan: false,
+        };
+        for (dir, e) in self.table.resync(&self.rewalk, mode) {
+            let cause = match e {
+                WalkError::Limit => "upper limit on inotify watches reached".to_string(),
+                WalkError::Io(e) => strerror_text(&e),
+            };
+            let mut m = b"rwait: watching ".to_vec();
+            m.extend_from_slice(&dir);
+            m.extend_from_slice(b" again after the overflow: ");
+            m.extend_from_slice(cause.as_bytes());
+            self.log.line(m);
+        }
     }
 }
 

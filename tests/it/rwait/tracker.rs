@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::diff::{INOTIFYWAIT, count_watches, sh};
-use crate::util::{DEADLINE, Proc, Scratch, bin};
+use crate::util::{DEADLINE, Proc, Scratch, bin, contains, visible};
 
 fn start(prog: &str, s: &Scratch, args: &[&str]) -> Proc {
     let mut c = Command::new(prog);
@@ -121,5 +121,65 @@ fn recreated_directories_are_all_reported_and_watched() {
         let theirs = churn(INOTIFYWAIT);
         let files = |m: &HashMap<String, usize>| m.keys().filter(|k| k.ends_with("/f")).count();
         assert_eq!(files(&got), files(&theirs), "files reported, rwait vs inotifywait");
+    }
+}
+
+/// A script that makes more ATTRIB events in `d` than the kernel's queue holds
+/// (`fs.inotify.max_queued_events`, read, never changed), never two identical events
+/// in a row, so the kernel cannot merge any.
+fn burst_past_queue() -> String {
+    let max: u64 = std::fs::read_to_string("/proc/sys/fs/inotify/max_queued_events")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(16384);
+    assert!(
+        max <= 1_000_000,
+        "fs.inotify.max_queued_events is {max}: too large to overflow"
+    );
+    let rounds = max / 1000 + 1;
+    format!("cd d && seq 1 1000 | xargs touch && for i in $(seq {rounds}); do seq 1 1000 | xargs touch; done")
+}
+
+#[test]
+fn overflow_resync_renames_and_drops_watches() {
+    // Issue 10, defect 2: the re-walk after an overflow kept the old spelling of
+    // directories it already watched (d/b printed as d/a forever) and the watches of
+    // directories that had left the tree. inotifywait does the same (it does not
+    // re-walk at all), so the expectation here is the corrected one.
+    let s = Scratch::new();
+    s.mkdir("d/a/deep");
+    s.mkdir("d/c");
+    s.mkdir("o");
+    s.mkdir("x");
+    let rwait = bin("rwait");
+    let mut p = start(
+        rwait.to_str().unwrap(),
+        &s,
+        &["-m", "-r", "-e", "attrib,create", "--format", "%w%f", "d", "x"],
+    );
+    let pid = p.pid();
+    assert_eq!(count_watches(pid), 5);
+    p.signal(libc::SIGSTOP);
+    sh(s.path(), &burst_past_queue());
+    sh(s.path(), "mv d/a d/b && mv d/c o/c && mv x x.old");
+    p.signal(libc::SIGCONT);
+    p.wait_stderr("rwait: warning: the inotify event queue overflowed");
+    p.wait_stdout(b"d/\n");
+    p.wait_for("the departed directory's watch dropped", DEADLINE, move |_, _| {
+        count_watches(pid) == 4
+    });
+    // An operand that went cannot be walked again: said, and its watch kept.
+    p.wait_stderr("rwait: watching x/ again after the overflow: No such file or directory\n");
+    sh(s.path(), "touch o/c/gone d/b/deep/f d/b/g");
+    p.wait_stdout(b"d/b/deep/f\n");
+    p.wait_stdout(b"d/b/g\n");
+    let out = p.finish();
+    for stale in [&b"d/a/"[..], b"o/", b"gone"] {
+        assert!(
+            !contains(&out.stdout, stale),
+            "{} printed after the resync:\n{}",
+            String::from_utf8_lossy(stale),
+            visible(&out.stdout)
+        );
     }
 }

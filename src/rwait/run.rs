@@ -22,7 +22,7 @@ use super::events::*;
 use super::format::{Renderer, View};
 use super::output::Output;
 use super::track::ScanDups;
-use super::watch::{Found, Table, WalkError, WalkMode, skippable};
+use super::watch::{Found, Table, WalkError, WalkMode};
 use crate::common::msg::os_error as strerror_text;
 use crate::sys::regex::PosixRegex;
 use crate::sys::{strftime, syslog};
@@ -72,13 +72,32 @@ pub fn run(args: &[OsString]) -> u8 {
     }
 }
 
-fn eprintln_raw(msg: &str) {
-    let _ = io::stderr().write_all(format!("{msg}\n").as_bytes());
+fn eprintln_raw(msg: impl AsRef<[u8]>) {
+    let msg = msg.as_ref();
+    let mut l = Vec::with_capacity(msg.len() + 1);
+    l.extend_from_slice(msg);
+    l.push(b'\n');
+    let _ = io::stderr().write_all(&l);
+}
+
+/// `<what><path>: <strerror>`, in bytes (paths are bytes).
+fn path_message(what: &str, path: &[u8], e: &io::Error) -> Vec<u8> {
+    let mut m = what.as_bytes().to_vec();
+    m.extend_from_slice(path);
+    m.extend_from_slice(b": ");
+    m.extend_from_slice(strerror_text(e).as_bytes());
+    m
+}
+
+/// A new directory that is gone again, or is no directory any more, by the time rwait
+/// looks at it: nothing to say (inotifywait's message for it is noise under churn).
+fn vanished(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR))
 }
 
 fn setup_and_watch(a: Args) -> Result<u8, u8> {
     let ino = Inotify::init().map_err(|e| {
-        eprintln_raw(&format!("Couldn't initialize inotify: {}", strerror_text(&e)));
+        eprintln_raw(format!("Couldn't initialize inotify: {}", strerror_text(&e)));
         if e.raw_os_error() == Some(libc::EMFILE) {
             eprintln_raw("Try increasing the value of /proc/sys/fs/inotify/max_user_instances");
         }
@@ -87,7 +106,7 @@ fn setup_and_watch(a: Args) -> Result<u8, u8> {
 
     let compile = |p: &cli::Pattern, which: &str| {
         PosixRegex::new(&p.regex, p.icase).map_err(|_| {
-            eprintln_raw(&format!("Error in `{which}' regular expression."));
+            eprintln_raw(format!("Error in `{which}' regular expression."));
             1
         })
     };
@@ -129,7 +148,7 @@ fn setup_and_watch(a: Args) -> Result<u8, u8> {
     if let Some(f) = &a.fromfile {
         match read_fromfile(f) {
             Ok(lines) => raw.extend(lines),
-            Err(e) => eprintln_raw(&format!("Couldn't open {}: {}", f.to_string_lossy(), strerror_text(&e))),
+            Err(e) => eprintln_raw(format!("Couldn't open {}: {}", f.to_string_lossy(), strerror_text(&e))),
         }
     }
     raw.extend(a.operands.iter().map(|o| o.as_bytes().to_vec()));
@@ -150,7 +169,7 @@ fn setup_and_watch(a: Args) -> Result<u8, u8> {
     if a.daemon {
         let out = a.outfile.clone().unwrap_or_default();
         let abs = std::fs::canonicalize(&out).map_err(|e| {
-            eprintln_raw(&format!("{}: {}", strerror_text(&e), out.to_string_lossy()));
+            eprintln_raw(format!("{}: {}", strerror_text(&e), out.to_string_lossy()));
             1
         })?;
         // SAFETY: no other thread exists yet (the reader starts after set-up), so
@@ -162,7 +181,7 @@ fn setup_and_watch(a: Args) -> Result<u8, u8> {
         open_outfile(abs.as_os_str()).map_err(|_| 1)?;
     } else if let Some(out) = &a.outfile {
         open_outfile(out).map_err(|_| {
-            eprintln_raw(&format!("Failed to open output file {}", out.to_string_lossy()));
+            eprintln_raw(format!("Failed to open output file {}", out.to_string_lossy()));
             1
         })?;
     }
@@ -566,8 +585,14 @@ impl State {
     /// entry already inside is reported as a CREATE; for one moved in, only entries
     /// that appeared while it was being walked.
     fn new_directory(&mut self, path: &[u8], created: bool) {
-        let Ok(meta) = std::fs::symlink_metadata(OsStr::from_bytes(&path[..path.len() - 1])) else {
-            return; // already gone again
+        let meta = match std::fs::symlink_metadata(OsStr::from_bytes(&path[..path.len() - 1])) {
+            Ok(m) => m,
+            Err(e) if vanished(&e) => return,
+            Err(e) => {
+                // Straight to stderr, as inotifywait's library prints it.
+                eprintln_raw(path_message("Stat failed on ", path, &e));
+                return;
+            }
         };
         if !meta.is_dir() {
             return;
@@ -580,20 +605,13 @@ impl State {
         };
         match self.table.walk(path, mode, &mut found) {
             Ok(_) => {}
-            Err(WalkError::Io(e)) if skippable(&e) => {}
+            Err(WalkError::Io(e)) if vanished(&e) => {}
             Err(WalkError::Io(e)) => {
-                self.log.line(format!(
-                    "Couldn't watch new directory {}: {}",
-                    String::from_utf8_lossy(path),
-                    strerror_text(&e)
-                ));
+                self.log.line(path_message("Couldn't watch new directory ", path, &e));
             }
             Err(WalkError::Limit) => {
-                self.log.line(format!(
-                    "Couldn't watch new directory {}: {}",
-                    String::from_utf8_lossy(path),
-                    strerror_text(&io::Error::from_raw_os_error(libc::ENOSPC))
-                ));
+                let e = io::Error::from_raw_os_error(libc::ENOSPC);
+                self.log.line(path_message("Couldn't watch new directory ", path, &e));
             }
         }
         for f in found {

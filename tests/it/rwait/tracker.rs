@@ -183,3 +183,56 @@ fn overflow_resync_renames_and_drops_watches() {
         );
     }
 }
+
+/// Runs `prog -m -r d` as user nobody in a fresh tree with an unsearchable `d/nox`,
+/// makes (as root) a directory nobody may read and one in `d/nox`, and returns
+/// stdout and stderr.
+fn new_directories_denied(prog: &str) -> (Vec<u8>, Vec<u8>) {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Scratch::new();
+    s.mkdir("d/nox");
+    let mode = |p: &std::path::Path, m| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    mode(s.path(), 0o755);
+    mode(&s.join("d/nox"), 0o644);
+    let mut c = Command::new("setpriv");
+    c.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        prog,
+        "-m",
+        "-r",
+        "d",
+    ])
+    .current_dir(s.path());
+    let mut p = Proc::spawn(c);
+    p.wait_stderr("Watches established.");
+    sh(s.path(), "mkdir -m 0700 d/nd && mkdir d/nox/nd");
+    p.wait_stderr("Stat failed on d/nox/nd/");
+    p.wait_stdout(b"d/nox/ CREATE,ISDIR nd\n");
+    let out = p.finish();
+    (out.stdout, out.stderr)
+}
+
+#[test]
+fn new_directories_that_cannot_be_watched_are_reported() {
+    // Issue 16, item 2: rwait said nothing where inotifywait names the directory.
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let ok = root && Command::new("setpriv").arg("--version").output().is_ok();
+    if crate::util::require(if ok {
+        Ok(())
+    } else {
+        Err("needs root and setpriv(1)".to_string())
+    })
+    .is_none()
+    {
+        return;
+    }
+    let (out, err) = new_directories_denied(bin("rwait").to_str().unwrap());
+    let want = b"Couldn't watch new directory d/nd/: Permission denied\nStat failed on d/nox/nd/: Permission denied\n";
+    assert!(contains(&err, want), "stderr:\n{}", visible(&err));
+    let (their_out, their_err) = new_directories_denied(INOTIFYWAIT);
+    crate::util::assert_bytes_eq("stderr, rwait vs inotifywait", &err, &their_err);
+    crate::util::assert_bytes_eq("stdout, rwait vs inotifywait", &out, &their_out);
+}

@@ -20,7 +20,7 @@ use inotify::Inotify;
 use super::cli::{self, Args};
 use super::events::*;
 use super::format::{Renderer, View};
-use super::output::Output;
+use super::output::{Output, PENDING_CAP};
 use super::track::ScanDups;
 use super::watch::{Found, Table, WalkError, WalkMode};
 use crate::common::msg::os_error as strerror_text;
@@ -479,16 +479,46 @@ impl State {
                 }
                 // Write at least every few megabytes during a long burst.
                 if self.out.len() > 4 << 20 {
-                    output.submit(&mut self.out);
+                    self.submit(output);
                 }
             }
             deadline = wait.map(|w| Instant::now() + w);
-            output.submit(&mut self.out);
+            self.submit(output);
             // Coalesce a burst: the first event is read as soon as it arrives, but
             // waking for every few events of a stream costs more than the events
             // themselves (a sleep and a wake-up each time). Everything read so far has
             // been handed to the output; what arrives meanwhile waits at most this long.
             std::thread::sleep(COALESCE);
+        }
+    }
+
+    /// Hands the output so far over; if output waiting for the consumer was dropped at
+    /// its cap, tells the consumer as a kernel overflow is told: a warning and one
+    /// Q_OVERFLOW line per watched operand.
+    fn submit(&mut self, output: &mut Output) {
+        output.submit(&mut self.out);
+        if output.take_dropped() {
+            self.log.line(format!(
+                "rwait: warning: output not read: events pending past the {} MiB cap were dropped; printing Q_OVERFLOW for each watched path",
+                PENDING_CAP >> 20
+            ));
+            self.overflow_lines();
+            output.submit(&mut self.out);
+        }
+    }
+
+    /// One Q_OVERFLOW line per watched operand, `%w` set to it, whatever `-e` says.
+    fn overflow_lines(&mut self) {
+        if self.quiet < 2 {
+            for root in &self.roots {
+                let v = View {
+                    watch: root,
+                    name: b"",
+                    mask: Q_OVERFLOW,
+                    cookie: 0,
+                };
+                self.renderer.render(&v, &mut self.out);
+            }
         }
     }
 
@@ -634,17 +664,7 @@ impl State {
     /// events were lost.
     fn overflow(&mut self) -> Flow {
         self.log.line("rwait: warning: the inotify event queue overflowed and events were lost; printing Q_OVERFLOW for each watched path");
-        if self.quiet < 2 {
-            for root in &self.roots {
-                let v = View {
-                    watch: root,
-                    name: b"",
-                    mask: Q_OVERFLOW,
-                    cookie: 0,
-                };
-                self.renderer.render(&v, &mut self.out);
-            }
-        }
+        self.overflow_lines();
         if !self.monitor {
             return Flow::Exit(0);
         }

@@ -236,3 +236,70 @@ fn new_directories_that_cannot_be_watched_are_reported() {
     crate::util::assert_bytes_eq("stderr, rwait vs inotifywait", &err, &their_err);
     crate::util::assert_bytes_eq("stdout, rwait vs inotifywait", &out, &their_out);
 }
+
+#[test]
+fn output_for_a_reader_that_stops_is_bounded() {
+    // Issue 10, defect 4: output waiting for a consumer that stopped reading grew
+    // without bound. Lines of 8 KiB make the 64 MiB cap (output::PENDING_CAP) quick to
+    // reach with 10,000 events; the consumer reads nothing until rwait has warned.
+    use std::io::Read;
+    let s = Scratch::new();
+    s.mkdir("d");
+    sh(s.path(), "cd d && seq 1 1000 | xargs touch");
+    let pad = "x".repeat(8192);
+    let format = format!("%w %e %f {pad}");
+    let (mut reader, writer) = std::io::pipe().unwrap();
+    let mut c = Command::new(bin("rwait"));
+    c.args(["-m", "-e", "attrib", "--format", &format, "d"])
+        .current_dir(s.path())
+        .stdout(writer);
+    let mut p = Proc::spawn_keep_stdout(c);
+    p.wait_stderr("Watches established.");
+    sh(
+        s.path(),
+        "cd d && for i in $(seq 10); do seq 1 1000 | xargs touch; done",
+    );
+    p.wait_stderr("rwait: warning: output not read: events pending past the 64 MiB cap were dropped; printing Q_OVERFLOW for each watched path\n");
+    let rss_kib = std::fs::read_to_string(format!("/proc/{}/status", p.pid()))
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("VmRSS:")
+                .map(|v| v.trim().trim_end_matches(" kB").parse::<u64>().unwrap())
+        })
+        .unwrap();
+    assert!(rss_kib < 200 * 1024, "rwait holds {rss_kib} KiB");
+    // The consumer resumes: what was kept, the Q_OVERFLOW line, then new events, each
+    // line whole.
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let g = got.clone();
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 16];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            g.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    sh(s.path(), "touch d/after");
+    let want_after = format!("d/ ATTRIB after {pad}\n").into_bytes();
+    let end = Instant::now() + DEADLINE;
+    while !contains(&got.lock().unwrap(), &want_after) {
+        assert!(Instant::now() < end, "no event after the drop reached the consumer");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    p.finish();
+    let out = got.lock().unwrap().clone();
+    let overflow = format!("d/ Q_OVERFLOW  {pad}\n").into_bytes();
+    let at = out.windows(overflow.len()).position(|w| w == overflow);
+    let at = at.unwrap_or_else(|| panic!("no Q_OVERFLOW line in {} bytes", out.len()));
+    assert!(at < out.len() - overflow.len(), "nothing after the Q_OVERFLOW line");
+    for l in out.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        assert!(
+            l.starts_with(b"d/ ") && l.ends_with(pad.as_bytes()),
+            "broken line: {}",
+            visible(&l[..l.len().min(80)])
+        );
+    }
+}

@@ -240,19 +240,31 @@ fn new_directories_that_cannot_be_watched_are_reported() {
 #[test]
 fn output_for_a_reader_that_stops_is_bounded() {
     // Issue 10, defect 4: output waiting for a consumer that stopped reading grew
-    // without bound. Lines of 8 KiB make the 64 MiB cap (output::PENDING_CAP) quick to
-    // reach with 10,000 events; the consumer reads nothing until rwait has warned.
+    // without bound. A pipe is written from the event loop.
+    let (reader, writer) = std::io::pipe().unwrap();
+    stopped_reader(Box::new(reader), writer.into());
+}
+
+#[test]
+fn output_for_a_socket_reader_that_stops_is_bounded() {
+    // A socket is written by the writer thread, bounded the same way.
+    let (reader, writer) = std::os::unix::net::UnixStream::pair().unwrap();
+    stopped_reader(Box::new(reader), std::os::fd::OwnedFd::from(writer).into());
+}
+
+/// Lines of 8 KiB make the 64 MiB cap (output::PENDING_CAP) quick to reach with 10,000
+/// events; the consumer reads nothing from `reader` until rwait has warned.
+fn stopped_reader(mut reader: Box<dyn std::io::Read + Send>, stdout: std::process::Stdio) {
     use std::io::Read;
     let s = Scratch::new();
     s.mkdir("d");
     sh(s.path(), "cd d && seq 1 1000 | xargs touch");
     let pad = "x".repeat(8192);
     let format = format!("%w %e %f {pad}");
-    let (mut reader, writer) = std::io::pipe().unwrap();
     let mut c = Command::new(bin("rwait"));
     c.args(["-m", "-e", "attrib", "--format", &format, "d"])
         .current_dir(s.path())
-        .stdout(writer);
+        .stdout(stdout);
     let mut p = Proc::spawn_keep_stdout(c);
     p.wait_stderr("Watches established.");
     sh(

@@ -8,7 +8,6 @@
 //! never blocks the loop (see `output`), so a consumer that stops reading for seconds
 //! never makes the kernel's queue overflow.
 
-use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::io::{self, Write};
 use std::os::fd::AsFd;
@@ -21,7 +20,7 @@ use super::cli::{self, Args};
 use super::events::*;
 use super::format::{Renderer, View};
 use super::output::{Output, PENDING_CAP};
-use super::track::ScanDups;
+use super::track::{Moves, ScanDups};
 use super::watch::{Found, Table, WalkError, WalkMode};
 use crate::common::msg::os_error as strerror_text;
 use crate::sys::regex::PosixRegex;
@@ -247,7 +246,7 @@ fn setup_and_watch(a: Args) -> Result<u8, u8> {
         quiet: a.quiet,
         filter,
         renderer,
-        pending_moves: HashMap::new(),
+        moves: Moves::default(),
         dups: ScanDups::default(),
         reads: 0,
         out: Vec::with_capacity(64 * 1024),
@@ -371,7 +370,7 @@ struct State {
     renderer: Renderer,
     /// MOVED_FROM of watched directories waiting for their MOVED_TO, by cookie: the wd
     /// of the moved directory and the path it was watched under.
-    pending_moves: HashMap<u32, (i32, Vec<u8>)>,
+    moves: Moves,
     /// Entries reported from a re-listing that may also arrive as real CREATEs.
     dups: ScanDups,
     /// Kernel reads so far: the window in which a scan's duplicate can still come.
@@ -568,7 +567,7 @@ impl State {
         if ev.mask & IGNORED != 0 {
             self.table.forget(ev.wd);
             self.dups.forget_wd(ev.wd);
-            self.pending_moves.retain(|_, (wd, _)| *wd != ev.wd);
+            self.moves.forget_wd(ev.wd);
         }
         Flow::Continue
     }
@@ -583,31 +582,26 @@ impl State {
             path.push(b'/');
             if ev.mask & MOVED_FROM != 0 {
                 if let Some(wd) = self.table.wd_of_dir(&path) {
-                    self.pending_moves.insert(ev.cookie, (wd, path));
+                    self.moves.moved_from(ev.cookie, wd, path);
                 }
-            } else if ev.mask & MOVED_TO != 0 && self.pending_moves.contains_key(&ev.cookie) {
+            } else if let Some(old) = (ev.mask & MOVED_TO != 0)
+                .then(|| self.moves.moved_to(ev.cookie))
+                .flatten()
+            {
                 // Renamed inside the tree: every descendant watch follows, whatever
                 // the filter says about the new name.
-                if let Some((_, old)) = self.pending_moves.remove(&ev.cookie) {
-                    self.table.rename_subtree(&old, &path);
-                }
+                self.table.rename_subtree(&old, &path);
             } else if !dropped {
                 // Created, or moved in from outside. As in inotifywait, a directory
                 // whose event the filter dropped is not followed.
                 self.new_directory(&path, ev.mask & CREATE != 0);
             }
         }
-        if ev.mask & MOVE_SELF != 0 {
-            let gone = self
-                .pending_moves
-                .iter()
-                .find(|(_, (wd, _))| *wd == ev.wd)
-                .map(|(c, (_, p))| (*c, p.clone()));
-            if let Some((cookie, path)) = gone {
-                // MOVE_SELF came without a MOVED_TO in the tree: it left.
-                self.pending_moves.remove(&cookie);
-                self.table.remove_subtree(&path);
-            }
+        if ev.mask & MOVE_SELF != 0
+            && let Some(path) = self.moves.move_self(ev.wd)
+        {
+            // MOVE_SELF came without a MOVED_TO in the tree: it left.
+            self.table.remove_subtree(&path);
         }
     }
 
@@ -679,7 +673,7 @@ impl State {
     /// move or scan duplicate left from before (their events may be the lost ones).
     /// The only way that state is rebuilt; failures are reported.
     fn resync(&mut self) {
-        self.pending_moves.clear();
+        self.moves.clear();
         self.dups.clear();
         let mode = WalkMode {
             excludes: &self.excludes,

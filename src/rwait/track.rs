@@ -1,6 +1,13 @@
 //! The bookkeeping of the event loop that needs no I/O, kept apart so that tables of
-//! kernel events can test it: the de-duplication of entries that the scan of a new
-//! directory reported and the kernel may report again.
+//! kernel events can test it: renames of watched directories waiting for their second
+//! half ([`Moves`]), and the de-duplication of entries that the scan of a new
+//! directory reported and the kernel may report again ([`ScanDups`]).
+//!
+//! A directory renamed inside the tree comes as MOVED_FROM and MOVED_TO with one
+//! cookie; one moved out comes as MOVED_FROM and then MOVE_SELF on its own watch with
+//! no MOVED_TO before it. A pending half is dropped when it is paired, when the
+//! directory is known to have left, when its watch is gone, or when the state is
+//! rebuilt after an overflow: at most one per watched directory.
 //!
 //! When a new directory changed between its listing and its watch, rwait lists it
 //! again and prints a CREATE for each entry that appeared (see `watch`). The kernel
@@ -103,6 +110,50 @@ impl ScanDups {
     }
 }
 
+/// MOVED_FROM of watched directories waiting for their MOVED_TO, by cookie: the wd
+/// of the moved directory and the `%w` it was watched under.
+#[derive(Debug, Default)]
+pub struct Moves {
+    by_cookie: HashMap<u32, (i32, Vec<u8>)>,
+}
+
+impl Moves {
+    /// The directory watched as `wd` under `path` was moved away with `cookie`.
+    pub fn moved_from(&mut self, cookie: u32, wd: i32, path: Vec<u8>) {
+        self.by_cookie.insert(cookie, (wd, path));
+    }
+
+    /// A MOVED_TO with `cookie`: the old `%w` of the directory renamed, if it was one
+    /// of ours.
+    pub fn moved_to(&mut self, cookie: u32) -> Option<Vec<u8>> {
+        self.by_cookie.remove(&cookie).map(|(_, p)| p)
+    }
+
+    /// MOVE_SELF on `wd`: if its MOVED_FROM is still waiting, no MOVED_TO came in the
+    /// tree, so it left; returns the `%w` it was watched under.
+    pub fn move_self(&mut self, wd: i32) -> Option<Vec<u8>> {
+        let cookie = self.by_cookie.iter().find(|(_, (w, _))| *w == wd).map(|(c, _)| *c)?;
+        self.by_cookie.remove(&cookie).map(|(_, p)| p)
+    }
+
+    /// The watch `wd` is gone.
+    pub fn forget_wd(&mut self, wd: i32) {
+        self.by_cookie.retain(|_, (w, _)| *w != wd);
+    }
+
+    pub fn clear(&mut self) {
+        self.by_cookie.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_cookie.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_cookie.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,6 +185,30 @@ mod tests {
                 Len(n) => assert_eq!(d.len(), n, "step {i}"),
             }
         }
+    }
+
+    #[test]
+    fn moves_pair_leave_or_go_with_their_watch() {
+        let p = |s: &str| Some(s.as_bytes().to_vec());
+        // Renamed inside the tree: paired by cookie, once.
+        let mut m = Moves::default();
+        m.moved_from(7, 3, b"d/a/".to_vec());
+        assert_eq!(m.moved_to(8), None);
+        assert_eq!(m.moved_to(7), p("d/a/"));
+        assert_eq!(m.moved_to(7), None);
+        // The MOVE_SELF after a paired rename is nothing.
+        assert_eq!(m.move_self(3), None);
+        // Moved out: MOVE_SELF without a MOVED_TO.
+        m.moved_from(9, 4, b"d/b/".to_vec());
+        m.moved_from(10, 5, b"d/c/".to_vec());
+        assert_eq!(m.move_self(4), p("d/b/"));
+        assert_eq!(m.len(), 1);
+        // Its watch went (IGNORED): nothing is left to pair.
+        m.forget_wd(5);
+        assert!(m.is_empty());
+        m.moved_from(11, 6, b"d/e/".to_vec());
+        m.clear();
+        assert_eq!(m.moved_to(11), None);
     }
 
     #[test]

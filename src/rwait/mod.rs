@@ -7,6 +7,7 @@ pub mod events;
 pub mod format;
 pub mod output;
 pub mod run;
+pub mod track;
 pub mod watch;
 
 pub use run::main;

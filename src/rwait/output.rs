@@ -16,11 +16,18 @@
 //!
 //! One thread reads, formats and writes in the first and last cases: one wake-up per
 //! kernel read, like inotifywait, instead of a hand-off between threads per read.
+//!
+//! What waits is bounded by [`PENDING_CAP`]: a consumer that never resumes must not
+//! take all memory. Past the cap the waiting output is dropped (whole lines: a line
+//! partly written is completed first) and [`Output::take_dropped`] says so, so that the
+//! event loop can tell the consumer the way it tells it of a kernel overflow.
 
 use std::fs::File;
 use std::io::{self, Write};
 use std::mem::ManuallyDrop;
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
@@ -30,14 +37,24 @@ enum Sink {
     /// Our own non-blocking description of the stdout pipe; `pending` holds what did
     /// not fit yet.
     Pipe(File),
-    /// A writer thread, for terminals and sockets.
-    Thread(Option<mpsc::Sender<Vec<u8>>>, Option<JoinHandle<()>>),
+    /// A writer thread, for terminals and sockets, and the bytes handed to it and
+    /// not written yet.
+    Thread(Option<mpsc::Sender<Vec<u8>>>, Option<JoinHandle<()>>, Arc<AtomicUsize>),
 }
+
+/// At most this much output waits for a consumer that does not read (64 MiB: some
+/// 600,000 lines of a typical `%w%f` format, minutes of a busy tree's events).
+pub const PENDING_CAP: usize = 64 << 20;
 
 /// The output side of the event loop.
 pub struct Output {
     sink: Sink,
     pending: Vec<u8>,
+    /// The last byte written ended a line (or nothing was written yet).
+    at_line_start: bool,
+    /// Output was dropped at the cap since the last [`Output::take_dropped`].
+    dropped: bool,
+    cap: usize,
 }
 
 /// What the writer thread does when a write fails (a consumer that went away has
@@ -84,21 +101,32 @@ impl Output {
         Output {
             sink,
             pending: Vec::new(),
+            at_line_start: true,
+            dropped: false,
+            cap: PENDING_CAP,
         }
+    }
+
+    /// True once after output was dropped at the cap.
+    pub fn take_dropped(&mut self) -> bool {
+        std::mem::take(&mut self.dropped)
     }
 
     fn thread() -> Sink {
         let (tx, rx) = mpsc::channel::<Vec<u8>>();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let q = queued.clone();
         let handle = std::thread::Builder::new().name("rwait-writer".into()).spawn(move || {
             let mut out = stdout_file();
             for buf in rx {
                 if let Err(e) = out.write_all(&buf) {
                     write_failed(&e);
                 }
+                q.fetch_sub(buf.len(), Ordering::Relaxed);
             }
         });
         match handle {
-            Ok(h) => Sink::Thread(Some(tx), Some(h)),
+            Ok(h) => Sink::Thread(Some(tx), Some(h), queued),
             // No thread to be had: blocking writes are still correct, only not stall-proof.
             Err(_) => Sink::Direct(stdout_file()),
         }
@@ -117,8 +145,14 @@ impl Output {
                 }
                 buf.clear();
             }
-            Sink::Thread(tx, _) => {
-                if let Some(tx) = tx {
+            Sink::Thread(tx, _, queued) => {
+                // Every buffer handed over ends with a whole event: dropping whole
+                // buffers keeps lines whole.
+                if queued.load(Ordering::Relaxed) + buf.len() > self.cap {
+                    buf.clear();
+                    self.dropped = true;
+                } else if let Some(tx) = tx {
+                    queued.fetch_add(buf.len(), Ordering::Relaxed);
                     let _ = tx.send(std::mem::take(buf));
                 }
             }
@@ -129,6 +163,18 @@ impl Output {
                     self.pending.append(buf);
                 }
                 self.write_some();
+                if self.pending.len() > self.cap {
+                    // Keep only the rest of a line already partly written.
+                    let keep = if self.at_line_start {
+                        0
+                    } else {
+                        self.pending.iter().position(|&b| b == b'\n').map_or(0, |i| i + 1)
+                    };
+                    self.pending.truncate(keep);
+                    self.pending.shrink_to(64 * 1024);
+                    self.dropped = true;
+                    self.write_some();
+                }
             }
         }
     }
@@ -145,6 +191,9 @@ impl Output {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => write_failed(&e),
             }
+        }
+        if done > 0 {
+            self.at_line_start = self.pending[done - 1] == b'\n';
         }
         self.pending.drain(..done);
     }
@@ -176,7 +225,7 @@ impl Output {
                     self.write_some();
                 }
             }
-            Sink::Thread(tx, handle) => {
+            Sink::Thread(tx, handle, _) => {
                 drop(tx.take());
                 if let Some(h) = handle.take() {
                     let _ = h.join();

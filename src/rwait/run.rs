@@ -8,7 +8,6 @@
 //! never blocks the loop (see `output`), so a consumer that stops reading for seconds
 //! never makes the kernel's queue overflow.
 
-use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::io::{self, Write};
 use std::os::fd::AsFd;
@@ -20,8 +19,9 @@ use inotify::Inotify;
 use super::cli::{self, Args};
 use super::events::*;
 use super::format::{Renderer, View};
-use super::output::Output;
-use super::watch::{Found, Table, WalkError, WalkMode, skippable};
+use super::output::{Output, PENDING_CAP};
+use super::track::{Moves, ScanDups};
+use super::watch::{Found, Table, WalkError, WalkMode};
 use crate::common::msg::os_error as strerror_text;
 use crate::sys::regex::PosixRegex;
 use crate::sys::{strftime, syslog};
@@ -43,11 +43,15 @@ struct Log {
 }
 
 impl Log {
-    fn line(&self, msg: &str) {
+    fn line(&self, msg: impl AsRef<[u8]>) {
+        let msg = msg.as_ref();
         if self.syslog {
-            syslog::info(msg.as_bytes());
+            syslog::info(msg);
         } else {
-            let _ = io::stderr().write_all(format!("{msg}\n").as_bytes());
+            let mut l = Vec::with_capacity(msg.len() + 1);
+            l.extend_from_slice(msg);
+            l.push(b'\n');
+            let _ = io::stderr().write_all(&l);
         }
     }
 }
@@ -67,13 +71,32 @@ pub fn run(args: &[OsString]) -> u8 {
     }
 }
 
-fn eprintln_raw(msg: &str) {
-    let _ = io::stderr().write_all(format!("{msg}\n").as_bytes());
+fn eprintln_raw(msg: impl AsRef<[u8]>) {
+    let msg = msg.as_ref();
+    let mut l = Vec::with_capacity(msg.len() + 1);
+    l.extend_from_slice(msg);
+    l.push(b'\n');
+    let _ = io::stderr().write_all(&l);
+}
+
+/// `<what><path>: <strerror>`, in bytes (paths are bytes).
+fn path_message(what: &str, path: &[u8], e: &io::Error) -> Vec<u8> {
+    let mut m = what.as_bytes().to_vec();
+    m.extend_from_slice(path);
+    m.extend_from_slice(b": ");
+    m.extend_from_slice(strerror_text(e).as_bytes());
+    m
+}
+
+/// A new directory that is gone again, or is no directory any more, by the time rwait
+/// looks at it: nothing to say (inotifywait's message for it is noise under churn).
+fn vanished(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR))
 }
 
 fn setup_and_watch(a: Args) -> Result<u8, u8> {
     let ino = Inotify::init().map_err(|e| {
-        eprintln_raw(&format!("Couldn't initialize inotify: {}", strerror_text(&e)));
+        eprintln_raw(format!("Couldn't initialize inotify: {}", strerror_text(&e)));
         if e.raw_os_error() == Some(libc::EMFILE) {
             eprintln_raw("Try increasing the value of /proc/sys/fs/inotify/max_user_instances");
         }
@@ -82,7 +105,7 @@ fn setup_and_watch(a: Args) -> Result<u8, u8> {
 
     let compile = |p: &cli::Pattern, which: &str| {
         PosixRegex::new(&p.regex, p.icase).map_err(|_| {
-            eprintln_raw(&format!("Error in `{which}' regular expression."));
+            eprintln_raw(format!("Error in `{which}' regular expression."));
             1
         })
     };
@@ -124,7 +147,7 @@ fn setup_and_watch(a: Args) -> Result<u8, u8> {
     if let Some(f) = &a.fromfile {
         match read_fromfile(f) {
             Ok(lines) => raw.extend(lines),
-            Err(e) => eprintln_raw(&format!("Couldn't open {}: {}", f.to_string_lossy(), strerror_text(&e))),
+            Err(e) => eprintln_raw(format!("Couldn't open {}: {}", f.to_string_lossy(), strerror_text(&e))),
         }
     }
     raw.extend(a.operands.iter().map(|o| o.as_bytes().to_vec()));
@@ -145,7 +168,7 @@ fn setup_and_watch(a: Args) -> Result<u8, u8> {
     if a.daemon {
         let out = a.outfile.clone().unwrap_or_default();
         let abs = std::fs::canonicalize(&out).map_err(|e| {
-            eprintln_raw(&format!("{}: {}", strerror_text(&e), out.to_string_lossy()));
+            eprintln_raw(format!("{}: {}", strerror_text(&e), out.to_string_lossy()));
             1
         })?;
         // SAFETY: no other thread exists yet (the reader starts after set-up), so
@@ -157,7 +180,7 @@ fn setup_and_watch(a: Args) -> Result<u8, u8> {
         open_outfile(abs.as_os_str()).map_err(|_| 1)?;
     } else if let Some(out) = &a.outfile {
         open_outfile(out).map_err(|_| {
-            eprintln_raw(&format!("Failed to open output file {}", out.to_string_lossy()));
+            eprintln_raw(format!("Failed to open output file {}", out.to_string_lossy()));
             1
         })?;
     }
@@ -191,7 +214,7 @@ fn setup_and_watch(a: Args) -> Result<u8, u8> {
                 rewalk.extend(walked);
             }
             Err(WalkError::Limit) => {
-                log.line(&format!(
+                log.line(format!(
                     "Failed to watch {}; upper limit on inotify watches reached!",
                     String::from_utf8_lossy(op)
                 ));
@@ -199,7 +222,7 @@ fn setup_and_watch(a: Args) -> Result<u8, u8> {
                 return Err(1);
             }
             Err(WalkError::Io(e)) => {
-                log.line(&format!(
+                log.line(format!(
                     "Couldn't watch {}: {}",
                     String::from_utf8_lossy(op),
                     strerror_text(&e)
@@ -216,14 +239,16 @@ fn setup_and_watch(a: Args) -> Result<u8, u8> {
         table,
         roots,
         rewalk,
+        excludes,
         print_mask,
         monitor: a.monitor,
         recursive: a.recursive,
         quiet: a.quiet,
         filter,
         renderer,
-        pending_moves: HashMap::new(),
-        synth_dups: HashSet::new(),
+        moves: Moves::default(),
+        dups: ScanDups::default(),
+        reads: 0,
         out: Vec::with_capacity(64 * 1024),
         scratch: Vec::new(),
         log,
@@ -334,6 +359,8 @@ struct State {
     /// Recursive operand directories, walked again after an overflow to watch
     /// directories created while events were being lost.
     rewalk: Vec<Vec<u8>>,
+    /// `@path` exclusions, for walking the operands again.
+    excludes: Vec<Vec<u8>>,
     print_mask: u32,
     monitor: bool,
     recursive: bool,
@@ -343,9 +370,11 @@ struct State {
     renderer: Renderer,
     /// MOVED_FROM of watched directories waiting for their MOVED_TO, by cookie: the wd
     /// of the moved directory and the path it was watched under.
-    pending_moves: HashMap<u32, (i32, Vec<u8>)>,
+    moves: Moves,
     /// Entries reported from a re-listing that may also arrive as real CREATEs.
-    synth_dups: HashSet<(i32, Vec<u8>)>,
+    dups: ScanDups,
+    /// Kernel reads so far: the window in which a scan's duplicate can still come.
+    reads: u64,
     out: Vec<u8>,
     scratch: Vec<u8>,
     log: Log,
@@ -385,7 +414,7 @@ impl State {
                     Ok(_) => {}
                     Err(nix::errno::Errno::EINTR) => continue,
                     Err(e) => {
-                        self.log.line(&strerror_text(&io::Error::from(e)));
+                        self.log.line(strerror_text(&io::Error::from(e)));
                         output.finish();
                         return 1;
                     }
@@ -404,11 +433,13 @@ impl State {
                 continue;
             }
             loop {
+                self.reads += 1;
                 let n = match ino.read_events(&mut buf) {
                     Ok(events) => {
                         let mut n = 0;
                         for e in events {
-                            n += 16 + e.name.map_or(0, |s| s.len());
+                            // The kernel pads a name with NULs to a multiple of 16.
+                            n += 16 + e.name.map_or(0, |s| (s.len() + 16) & !15);
                             let ev = Ev {
                                 wd: e.wd.get_watch_descriptor_id(),
                                 mask: e.mask.bits(),
@@ -423,32 +454,70 @@ impl State {
                         }
                         n
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        self.dups.drained(self.reads);
+                        break;
+                    }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => {
                         output.submit(&mut self.out);
                         output.finish();
-                        self.log.line(&strerror_text(&e));
+                        self.log.line(strerror_text(&e));
                         return 1;
                     }
                 };
-                // Names are padded, so `n` undercounts; a read that left a quarter of
-                // the buffer unused certainly drained the queue.
+                // Room left for the largest event (a 255-byte name, padded) means this
+                // read took everything queued.
+                if buf.len() - n >= 16 + 256 {
+                    self.dups.drained(self.reads);
+                }
+                // A read that left a quarter of the buffer unused drained the queue;
+                // one that did not is followed by another at once.
                 if n < buf.len() * 3 / 4 {
                     break;
                 }
                 // Write at least every few megabytes during a long burst.
                 if self.out.len() > 4 << 20 {
-                    output.submit(&mut self.out);
+                    self.submit(output);
                 }
             }
             deadline = wait.map(|w| Instant::now() + w);
-            output.submit(&mut self.out);
+            self.submit(output);
             // Coalesce a burst: the first event is read as soon as it arrives, but
             // waking for every few events of a stream costs more than the events
             // themselves (a sleep and a wake-up each time). Everything read so far has
             // been handed to the output; what arrives meanwhile waits at most this long.
             std::thread::sleep(COALESCE);
+        }
+    }
+
+    /// Hands the output so far over; if output waiting for the consumer was dropped at
+    /// its cap, tells the consumer as a kernel overflow is told: a warning and one
+    /// Q_OVERFLOW line per watched operand.
+    fn submit(&mut self, output: &mut Output) {
+        output.submit(&mut self.out);
+        if output.take_dropped() {
+            self.log.line(format!(
+                "rwait: warning: output not read: events pending past the {} MiB cap were dropped; printing Q_OVERFLOW for each watched path",
+                PENDING_CAP >> 20
+            ));
+            self.overflow_lines();
+            output.submit(&mut self.out);
+        }
+    }
+
+    /// One Q_OVERFLOW line per watched operand, `%w` set to it, whatever `-e` says.
+    fn overflow_lines(&mut self) {
+        if self.quiet < 2 {
+            for root in &self.roots {
+                let v = View {
+                    watch: root,
+                    name: b"",
+                    mask: Q_OVERFLOW,
+                    cookie: 0,
+                };
+                self.renderer.render(&v, &mut self.out);
+            }
         }
     }
 
@@ -460,14 +529,11 @@ impl State {
         if self.table.is_removed(ev.wd) {
             if ev.mask & IGNORED != 0 {
                 self.table.forget(ev.wd);
+                self.dups.forget_wd(ev.wd);
             }
             return Flow::Continue;
         }
-        if !synthetic
-            && ev.mask & CREATE != 0
-            && !self.synth_dups.is_empty()
-            && self.synth_dups.remove(&(ev.wd, ev.name.to_vec()))
-        {
+        if !synthetic && self.dups.on_kernel_event(ev.wd, ev.mask, ev.name) {
             return Flow::Continue;
         }
 
@@ -500,7 +566,8 @@ impl State {
         }
         if ev.mask & IGNORED != 0 {
             self.table.forget(ev.wd);
-            self.pending_moves.retain(|_, (wd, _)| *wd != ev.wd);
+            self.dups.forget_wd(ev.wd);
+            self.moves.forget_wd(ev.wd);
         }
         Flow::Continue
     }
@@ -515,31 +582,26 @@ impl State {
             path.push(b'/');
             if ev.mask & MOVED_FROM != 0 {
                 if let Some(wd) = self.table.wd_of_dir(&path) {
-                    self.pending_moves.insert(ev.cookie, (wd, path));
+                    self.moves.moved_from(ev.cookie, wd, path);
                 }
-            } else if ev.mask & MOVED_TO != 0 && self.pending_moves.contains_key(&ev.cookie) {
+            } else if let Some(old) = (ev.mask & MOVED_TO != 0)
+                .then(|| self.moves.moved_to(ev.cookie))
+                .flatten()
+            {
                 // Renamed inside the tree: every descendant watch follows, whatever
                 // the filter says about the new name.
-                if let Some((_, old)) = self.pending_moves.remove(&ev.cookie) {
-                    self.table.rename_subtree(&old, &path);
-                }
+                self.table.rename_subtree(&old, &path);
             } else if !dropped {
                 // Created, or moved in from outside. As in inotifywait, a directory
                 // whose event the filter dropped is not followed.
                 self.new_directory(&path, ev.mask & CREATE != 0);
             }
         }
-        if ev.mask & MOVE_SELF != 0 {
-            let gone = self
-                .pending_moves
-                .iter()
-                .find(|(_, (wd, _))| *wd == ev.wd)
-                .map(|(c, (_, p))| (*c, p.clone()));
-            if let Some((cookie, path)) = gone {
-                // MOVE_SELF came without a MOVED_TO in the tree: it left.
-                self.pending_moves.remove(&cookie);
-                self.table.remove_subtree(&path);
-            }
+        if ev.mask & MOVE_SELF != 0
+            && let Some(path) = self.moves.move_self(ev.wd)
+        {
+            // MOVE_SELF came without a MOVED_TO in the tree: it left.
+            self.table.remove_subtree(&path);
         }
     }
 
@@ -547,8 +609,14 @@ impl State {
     /// entry already inside is reported as a CREATE; for one moved in, only entries
     /// that appeared while it was being walked.
     fn new_directory(&mut self, path: &[u8], created: bool) {
-        let Ok(meta) = std::fs::symlink_metadata(OsStr::from_bytes(&path[..path.len() - 1])) else {
-            return; // already gone again
+        let meta = match std::fs::symlink_metadata(OsStr::from_bytes(&path[..path.len() - 1])) {
+            Ok(m) => m,
+            Err(e) if vanished(&e) => return,
+            Err(e) => {
+                // Straight to stderr, as inotifywait's library prints it.
+                eprintln_raw(path_message("Stat failed on ", path, &e));
+                return;
+            }
         };
         if !meta.is_dir() {
             return;
@@ -561,25 +629,18 @@ impl State {
         };
         match self.table.walk(path, mode, &mut found) {
             Ok(_) => {}
-            Err(WalkError::Io(e)) if skippable(&e) => {}
+            Err(WalkError::Io(e)) if vanished(&e) => {}
             Err(WalkError::Io(e)) => {
-                self.log.line(&format!(
-                    "Couldn't watch new directory {}: {}",
-                    String::from_utf8_lossy(path),
-                    strerror_text(&e)
-                ));
+                self.log.line(path_message("Couldn't watch new directory ", path, &e));
             }
             Err(WalkError::Limit) => {
-                self.log.line(&format!(
-                    "Couldn't watch new directory {}: {}",
-                    String::from_utf8_lossy(path),
-                    strerror_text(&io::Error::from_raw_os_error(libc::ENOSPC))
-                ));
+                let e = io::Error::from_raw_os_error(libc::ENOSPC);
+                self.log.line(path_message("Couldn't watch new directory ", path, &e));
             }
         }
         for f in found {
             if f.from_rescan {
-                self.synth_dups.insert((f.wd, f.name.clone()));
+                self.dups.insert(f.wd, &f.name, self.reads);
             }
             let ev = Ev {
                 wd: f.wd,
@@ -597,35 +658,39 @@ impl State {
     /// events were lost.
     fn overflow(&mut self) -> Flow {
         self.log.line("rwait: warning: the inotify event queue overflowed and events were lost; printing Q_OVERFLOW for each watched path");
-        if self.quiet < 2 {
-            for root in &self.roots {
-                let v = View {
-                    watch: root,
-                    name: b"",
-                    mask: Q_OVERFLOW,
-                    cookie: 0,
-                };
-                self.renderer.render(&v, &mut self.out);
-            }
-        }
+        self.overflow_lines();
         if !self.monitor {
             return Flow::Exit(0);
         }
         if self.recursive {
-            for dir in self.rewalk.clone() {
-                let mut found = Vec::new();
-                let _ = self.table.walk(
-                    &dir,
-                    WalkMode {
-                        excludes: &[],
-                        report_all: false,
-                        rescan: false,
-                    },
-                    &mut found,
-                );
-            }
+            self.resync();
         }
         Flow::Continue
+    }
+
+    /// Rebuilds the recursive bookkeeping from a fresh walk of the operands: directory
+    /// names as they are now, watches of directories that went dropped, and no pending
+    /// move or scan duplicate left from before (their events may be the lost ones).
+    /// The only way that state is rebuilt; failures are reported.
+    fn resync(&mut self) {
+        self.moves.clear();
+        self.dups.clear();
+        let mode = WalkMode {
+            excludes: &self.excludes,
+            report_all: false,
+            rescan: false,
+        };
+        for (dir, e) in self.table.resync(&self.rewalk, mode) {
+            let cause = match e {
+                WalkError::Limit => "upper limit on inotify watches reached".to_string(),
+                WalkError::Io(e) => strerror_text(&e),
+            };
+            let mut m = b"rwait: watching ".to_vec();
+            m.extend_from_slice(&dir);
+            m.extend_from_slice(b" again after the overflow: ");
+            m.extend_from_slice(cause.as_bytes());
+            self.log.line(m);
+        }
     }
 }
 

@@ -184,6 +184,47 @@ impl Table {
         }
     }
 
+    /// Rebuilds the watches at and below each of `dirs` (recursive operands, ending in
+    /// `/`) from a fresh walk, after events were lost: every directory found is watched
+    /// under the name it has now, and the watches of directories no longer found there
+    /// are removed (their queued events dropped). Returns the walks that failed; below
+    /// a failed walk, watches that were not found again are kept as they were, since
+    /// the walk could not say they are gone.
+    pub fn resync(&mut self, dirs: &[Vec<u8>], mode: WalkMode<'_>) -> Vec<(Vec<u8>, WalkError)> {
+        let mut failed = Vec::new();
+        for dir in dirs {
+            let mut stale = Vec::new();
+            for (k, wd) in self.subtree(dir) {
+                self.by_path.remove(&*k);
+                if let Some(w) = self.by_wd.remove(&wd) {
+                    stale.push((wd, w));
+                }
+            }
+            let mut found = Vec::new();
+            let ok = match self.walk(dir, mode, &mut found) {
+                Ok(_) => true,
+                Err(e) => {
+                    failed.push((dir.clone(), e));
+                    false
+                }
+            };
+            for (wd, w) in stale {
+                if self.by_wd.contains_key(&wd) {
+                    continue; // found again, under its present name
+                }
+                if !ok && !self.by_path.contains_key(&*w.path) {
+                    self.by_path.insert(w.path.clone(), wd);
+                    self.by_wd.insert(wd, w);
+                    continue;
+                }
+                // EINVAL when the kernel already dropped it: nothing to do.
+                let _ = self.watches.remove(w.desc);
+                self.removed.insert(wd);
+            }
+        }
+        failed
+    }
+
     /// Walks the directory `dir` (spelled with a trailing `/`), watching it and every
     /// real directory below it, post-order. Returns the directory's own wd.
     ///

@@ -4,3 +4,4 @@
 mod diff;
 mod differential;
 mod fixes;
+mod tracker;

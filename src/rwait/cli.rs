@@ -170,9 +170,6 @@ pub struct Args {
     pub timefmt: Option<Vec<u8>>,
     pub exclude: Option<Pattern>,
     pub include: Option<Pattern>,
-    /// Warn that only the last `--exclude`/`--excludei` counts (printed later, after
-    /// the consistency checks, where inotifywait prints it).
-    pub exclude_warning: Option<&'static str>,
     pub operands: Vec<OsString>,
 }
 
@@ -311,15 +308,18 @@ pub fn parse(args: &[OsString], out: &mut dyn Write, err: &mut dyn Write) -> Res
     if a.daemon && a.outfile.is_none() {
         return fail(err, "-o must be specified with -d.");
     }
+    // Where inotifywait warns: at the end of its option parsing, so after the
+    // consistency checks (which may end the run first) and before everything else
+    // (regex, format, operands, output file); always on stderr, whatever -q/-s/-d say.
     if n_exclude > 1 {
-        a.exclude_warning = Some("--exclude: only the last option will be taken into consideration.");
+        let _ = writeln!(err, "--exclude: only the last option will be taken into consideration.");
     } else if n_excludei > 1 {
-        a.exclude_warning = Some("--excludei: only the last option will be taken into consideration.");
+        let _ = writeln!(
+            err,
+            "--excludei: only the last option will be taken into consideration."
+        );
     }
     if bad_option {
-        if let Some(w) = a.exclude_warning {
-            let _ = writeln!(err, "{w}");
-        }
         return Err(1);
     }
     a.exclude = exclude
@@ -521,15 +521,26 @@ mod tests {
 
     #[test]
     fn exclude_warning_and_last_wins() {
-        let a = p(&["--exclude", "a", "--exclude", "b", "."]).0.unwrap();
+        let (a, _, err) = p(&["--exclude", "a", "--exclude", "b", "."]);
         assert_eq!(
-            a.exclude,
+            a.unwrap().exclude,
             Some(Pattern {
                 regex: b"b".to_vec(),
                 icase: false
             })
         );
-        assert!(a.exclude_warning.is_some());
+        assert_eq!(
+            err,
+            "--exclude: only the last option will be taken into consideration.\n"
+        );
+        // A consistency check that fails comes first and alone, as in inotifywait.
+        let (a, _, err) = p(&["--exclude", "a", "--exclude", "b", "-d", "."]);
+        assert_eq!((a, err.as_str()), (Err(1), "-o must be specified with -d.\n"));
+        let (_, _, err) = p(&["--excludei", "a", "--excludei", "b", "-s", "-q", "."]);
+        assert_eq!(
+            err,
+            "--excludei: only the last option will be taken into consideration.\n"
+        );
     }
 
     #[test]

@@ -43,13 +43,20 @@ struct Log {
 }
 
 impl Log {
-    fn line(&self, msg: &str) {
+    /// One diagnostic. Messages are bytes like the paths they name (inotifywait prints
+    /// `nonexist\377` raw, and so do we).
+    fn line(&self, msg: impl AsRef<[u8]>) {
         if self.syslog {
-            syslog::info(msg.as_bytes());
+            syslog::info(msg.as_ref());
         } else {
-            let _ = io::stderr().write_all(format!("{msg}\n").as_bytes());
+            eprintln_raw(msg);
         }
     }
+}
+
+/// `parts` concatenated: a message built from text and raw path bytes.
+fn msg(parts: &[&[u8]]) -> Vec<u8> {
+    parts.concat()
 }
 
 /// Runs rwait with `args` (`argv[0]` first) and returns the exit status.
@@ -67,13 +74,18 @@ pub fn run(args: &[OsString]) -> u8 {
     }
 }
 
-fn eprintln_raw(msg: &str) {
-    let _ = io::stderr().write_all(format!("{msg}\n").as_bytes());
+/// Writes `msg` and a newline to stderr in one write, bytes as they are.
+fn eprintln_raw(msg: impl AsRef<[u8]>) {
+    let msg = msg.as_ref();
+    let mut line = Vec::with_capacity(msg.len() + 1);
+    line.extend_from_slice(msg);
+    line.push(b'\n');
+    let _ = io::stderr().write_all(&line);
 }
 
 fn setup_and_watch(a: Args) -> Result<u8, u8> {
     let ino = Inotify::init().map_err(|e| {
-        eprintln_raw(&format!("Couldn't initialize inotify: {}", strerror_text(&e)));
+        eprintln_raw(format!("Couldn't initialize inotify: {}", strerror_text(&e)));
         if e.raw_os_error() == Some(libc::EMFILE) {
             eprintln_raw("Try increasing the value of /proc/sys/fs/inotify/max_user_instances");
         }
@@ -82,7 +94,7 @@ fn setup_and_watch(a: Args) -> Result<u8, u8> {
 
     let compile = |p: &cli::Pattern, which: &str| {
         PosixRegex::new(&p.regex, p.icase).map_err(|_| {
-            eprintln_raw(&format!("Error in `{which}' regular expression."));
+            eprintln_raw(format!("Error in `{which}' regular expression."));
             1
         })
     };
@@ -124,7 +136,12 @@ fn setup_and_watch(a: Args) -> Result<u8, u8> {
     if let Some(f) = &a.fromfile {
         match read_fromfile(f) {
             Ok(lines) => raw.extend(lines),
-            Err(e) => eprintln_raw(&format!("Couldn't open {}: {}", f.to_string_lossy(), strerror_text(&e))),
+            Err(e) => eprintln_raw(msg(&[
+                b"Couldn't open ",
+                f.as_bytes(),
+                b": ",
+                strerror_text(&e).as_bytes(),
+            ])),
         }
     }
     raw.extend(a.operands.iter().map(|o| o.as_bytes().to_vec()));
@@ -145,7 +162,7 @@ fn setup_and_watch(a: Args) -> Result<u8, u8> {
     if a.daemon {
         let out = a.outfile.clone().unwrap_or_default();
         let abs = std::fs::canonicalize(&out).map_err(|e| {
-            eprintln_raw(&format!("{}: {}", strerror_text(&e), out.to_string_lossy()));
+            eprintln_raw(msg(&[strerror_text(&e).as_bytes(), b": ", out.as_bytes()]));
             1
         })?;
         // SAFETY: no other thread exists yet (the reader starts after set-up), so
@@ -157,7 +174,7 @@ fn setup_and_watch(a: Args) -> Result<u8, u8> {
         open_outfile(abs.as_os_str()).map_err(|_| 1)?;
     } else if let Some(out) = &a.outfile {
         open_outfile(out).map_err(|_| {
-            eprintln_raw(&format!("Failed to open output file {}", out.to_string_lossy()));
+            eprintln_raw(msg(&[b"Failed to open output file ", out.as_bytes()]));
             1
         })?;
     }
@@ -165,9 +182,6 @@ fn setup_and_watch(a: Args) -> Result<u8, u8> {
     let log = Log { syslog: a.syslog };
     if a.syslog {
         syslog::open("rwait");
-    }
-    if let Some(w) = a.exclude_warning {
-        log.line(w);
     }
     if a.quiet == 0 {
         log.line(if a.recursive {
@@ -191,19 +205,16 @@ fn setup_and_watch(a: Args) -> Result<u8, u8> {
                 rewalk.extend(walked);
             }
             Err(WalkError::Limit) => {
-                log.line(&format!(
-                    "Failed to watch {}; upper limit on inotify watches reached!",
-                    String::from_utf8_lossy(op)
-                ));
+                log.line(msg(&[
+                    b"Failed to watch ",
+                    op,
+                    b"; upper limit on inotify watches reached!",
+                ]));
                 log.line("Please increase the amount of inotify watches allowed per user via `/proc/sys/fs/inotify/max_user_watches'.");
                 return Err(1);
             }
             Err(WalkError::Io(e)) => {
-                log.line(&format!(
-                    "Couldn't watch {}: {}",
-                    String::from_utf8_lossy(op),
-                    strerror_text(&e)
-                ));
+                log.line(msg(&[b"Couldn't watch ", op, b": ", strerror_text(&e).as_bytes()]));
                 return Err(1);
             }
         }
@@ -385,7 +396,7 @@ impl State {
                     Ok(_) => {}
                     Err(nix::errno::Errno::EINTR) => continue,
                     Err(e) => {
-                        self.log.line(&strerror_text(&io::Error::from(e)));
+                        self.log.line(strerror_text(&io::Error::from(e)));
                         output.finish();
                         return 1;
                     }
@@ -428,7 +439,7 @@ impl State {
                     Err(e) => {
                         output.submit(&mut self.out);
                         output.finish();
-                        self.log.line(&strerror_text(&e));
+                        self.log.line(strerror_text(&e));
                         return 1;
                     }
                 };
@@ -563,18 +574,21 @@ impl State {
             Ok(_) => {}
             Err(WalkError::Io(e)) if skippable(&e) => {}
             Err(WalkError::Io(e)) => {
-                self.log.line(&format!(
-                    "Couldn't watch new directory {}: {}",
-                    String::from_utf8_lossy(path),
-                    strerror_text(&e)
-                ));
+                self.log.line(msg(&[
+                    b"Couldn't watch new directory ",
+                    path,
+                    b": ",
+                    strerror_text(&e).as_bytes(),
+                ]));
             }
             Err(WalkError::Limit) => {
-                self.log.line(&format!(
-                    "Couldn't watch new directory {}: {}",
-                    String::from_utf8_lossy(path),
-                    strerror_text(&io::Error::from_raw_os_error(libc::ENOSPC))
-                ));
+                let e = io::Error::from_raw_os_error(libc::ENOSPC);
+                self.log.line(msg(&[
+                    b"Couldn't watch new directory ",
+                    path,
+                    b": ",
+                    strerror_text(&e).as_bytes(),
+                ]));
             }
         }
         for f in found {

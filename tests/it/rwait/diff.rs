@@ -39,7 +39,8 @@ pub enum End {
 #[derive(Debug, Clone)]
 pub struct Scenario {
     pub setup: String,
-    /// Arguments; `{S}` is replaced by the scratch directory's path.
+    /// Arguments; `{S}` is replaced by the scratch directory's path and `{xHH}` by the
+    /// byte 0xHH (for names that are not UTF-8).
     pub args: Vec<String>,
     pub actions: String,
     pub ready: Ready,
@@ -149,8 +150,7 @@ impl Scenario {
         );
         let s = Scratch::new();
         sh(s.path(), &self.setup);
-        let sp = s.path().to_string_lossy().into_owned();
-        let args = self.args.iter().map(|a| a.replace("{S}", &sp));
+        let args: Vec<std::ffi::OsString> = self.args.iter().map(|a| expand(a, s.path())).collect();
         let mut cmd = match self.limit {
             None => {
                 let mut c = Command::new(prog);
@@ -225,6 +225,28 @@ impl Scenario {
             files,
         }
     }
+}
+
+/// One argument with `{S}` replaced by `scratch` and `{xHH}` by the byte 0xHH.
+pub fn expand(arg: &str, scratch: &Path) -> std::ffi::OsString {
+    use std::os::unix::ffi::OsStringExt;
+    let a = arg.as_bytes();
+    let mut out = Vec::with_capacity(a.len());
+    let mut i = 0;
+    while i < a.len() {
+        if a[i..].starts_with(b"{S}") {
+            out.extend_from_slice(scratch.as_os_str().as_bytes());
+            i += 3;
+        } else if a[i..].starts_with(b"{x") && a.get(i + 4) == Some(&b'}') {
+            let hex = std::str::from_utf8(&a[i + 2..i + 4]).expect("{xHH} is ASCII");
+            out.push(u8::from_str_radix(hex, 16).expect("{xHH} is hexadecimal"));
+            i += 5;
+        } else {
+            out.push(a[i]);
+            i += 1;
+        }
+    }
+    std::ffi::OsString::from_vec(out)
 }
 
 /// What one program did in a scenario.

@@ -246,3 +246,35 @@ scenarios! {
     syslog_keeps_stderr_empty => sc(D, &["-s", "-t", "1", "d"], "").ready(Ready::Watches(1)); // #95
     inotify_flag_accepted => sc(D, &["-I", "-q", "-t", "1", "d"], "").ready(Ready::Watches(1));
 }
+
+// Messages are bytes: a path that is not UTF-8 is printed raw in every diagnostic
+// (issue 10.3, 16.4). `{xHH}` in an argument is the byte 0xHH.
+scenarios! {
+    raw_bytes_missing_operand => usage(&["nonexist{xff}"]);
+    raw_bytes_missing_operand_recursive => usage(&["-r", "caf{xe9}/x"]);
+    raw_bytes_fromfile_unopenable => usage(&["--fromfile", "caf{xe9}/x"]);
+    raw_bytes_fromfile_line => usage(&["--fromfile", "list"]).setup_more("printf 'nonexist\\377\\n' > list");
+    raw_bytes_outfile_unopenable => usage(&["-o", "caf{xe9}/x", "d"]);
+    raw_bytes_daemon_outfile_missing => usage(&["-d", "-o", "caf{xe9}/x", "d"]);
+    raw_bytes_watch_limit => usage(&["-r", "-t", "1", "big{xff}"]).setup_more("mkdir -p $'big\\377'/{1,2,3,4,5,6,7,8,9,10,11,12,13,14,15}").limit("max_inotify_watches", 10);
+}
+
+// A repeated --exclude/--excludei warns at the end of option parsing: after the
+// consistency checks, before every later error, always on stderr (issue 16.1).
+scenarios! {
+    exclude_warning_before_no_files => usage(&["--exclude", "a", "--exclude", "b"]);
+    exclude_warning_before_bad_regex => usage(&["--exclude", "a", "--exclude", "*x", "d"]);
+    exclude_warning_before_format_error => usage(&["--exclude", "a", "--exclude", "b", "--format", "%w", "--no-newline", "d"]);
+    exclude_warning_before_fromfile_error => usage(&["--exclude", "a", "--exclude", "b", "--fromfile", "nope"]);
+    exclude_warning_before_outfile_error => usage(&["--exclude", "a", "--exclude", "b", "-o", "/nonexistent/x", "d"]);
+    exclude_warning_after_bad_option => usage(&["--exclude", "a", "--exclude", "b", "--foo", "d"]);
+    exclude_warning_not_counted_after_bad_option => usage(&["--exclude", "a", "--foo", "--exclude", "b", "d"]);
+    exclude_warning_not_after_failed_check => usage(&["--exclude", "a", "--exclude", "b", "-d", "d"]);
+    exclude_warning_not_with_excludei_conflict => usage(&["--exclude", "a", "--exclude", "b", "--excludei", "c", "d"]);
+    exclude_warning_with_syslog_on_stderr => sc(D, &["--exclude", "a", "--exclude", "b", "-s", "-t", "1", "d"], "").ready(Ready::Watches(1));
+    exclude_warning_with_daemon_on_stderr => usage(&["--exclude", "a", "--exclude", "b", "-d", "-t", "1", "-o", "{S}/out.log", "d"]).setup_more("touch out.log");
+    excludei_warning_with_quiet => sc(D, &["--excludei", "a", "--excludei", "b", "-q", "-t", "1", "d"], "").ready(Ready::Watches(1));
+    exclude_warning_three_times_once => sc(D, &["--exclude=a", "--exclude=b", "--exclude=c", "-t", "1", "d"], "");
+    include_repeated_no_warning => sc(D, &["--include", "a", "--include", "b", "-t", "1", "d"], "");
+    includei_repeated_no_warning => sc(D, &["--includei", "a", "--includei", "b", "-t", "1", "d"], "");
+}

@@ -243,29 +243,37 @@ fn setup_and_watch(a: Args) -> Result<u8, u8> {
     Ok(st.event_loop(ino, &mut output, a.timeout))
 }
 
-/// Reads `--fromfile` like inotifywait's `fgets` into a 4096-byte buffer: one entry
-/// per line with only the newline removed, and lines longer than 4095 bytes split.
+/// Reads `--fromfile` like inotifywait's `fopen` then `fgets` into a 4096-byte buffer:
+/// one entry per line with only the newline removed, lines longer than 4095 bytes
+/// split, and each entry cut at its first NUL byte (C strings: `d\0junk` is `d`). Only
+/// opening can fail: a read error (a directory reads as `EISDIR`) ends the input the
+/// way `fgets` returning NULL does, keeping the lines before it.
 fn read_fromfile(f: &OsStr) -> io::Result<Vec<Vec<u8>>> {
-    let data = if f == "-" {
-        let mut v = Vec::new();
-        io::Read::read_to_end(&mut io::stdin().lock(), &mut v)?;
-        v
+    let mut data = Vec::new();
+    // Bytes read before an error stay in `data` (read_to_end's contract).
+    let _ = if f == "-" {
+        io::Read::read_to_end(&mut io::stdin().lock(), &mut data)
     } else {
-        std::fs::read(f)?
+        io::Read::read_to_end(&mut std::fs::File::open(f)?, &mut data)
     };
     let mut out = Vec::new();
     let mut cur = Vec::new();
+    let mut entry = |mut chunk: Vec<u8>| {
+        if let Some(nul) = chunk.iter().position(|&b| b == 0) {
+            chunk.truncate(nul);
+        } else if chunk.last() == Some(&b'\n') {
+            chunk.pop();
+        }
+        out.push(chunk);
+    };
     for &b in &data {
         cur.push(b);
         if b == b'\n' || cur.len() == 4095 {
-            if cur.last() == Some(&b'\n') {
-                cur.pop();
-            }
-            out.push(std::mem::take(&mut cur));
+            entry(std::mem::take(&mut cur));
         }
     }
     if !cur.is_empty() {
-        out.push(cur);
+        entry(cur);
     }
     Ok(out)
 }

@@ -278,3 +278,14 @@ scenarios! {
     include_repeated_no_warning => sc(D, &["--include", "a", "--include", "b", "-t", "1", "d"], "");
     includei_repeated_no_warning => sc(D, &["--includei", "a", "--includei", "b", "-t", "1", "d"], "");
 }
+
+// --fromfile read as inotifywait reads it: fopen, then fgets into C strings (issue 16.3).
+scenarios! {
+    fromfile_directory_reads_as_empty => usage(&["--fromfile", "d"]);
+    fromfile_directory_then_operands => sc(D, &["--fromfile", "d", "-m", "-e", "create", "d"], "touch d/a");
+    fromfile_nul_cuts_the_line => sc("mkdir d e; printf 'd\\0junk\\ne\\n' > list", &["-m", "-e", "create", "--fromfile", "list"], "touch d/a e/b");
+    fromfile_nul_first_is_an_empty_line => sc("mkdir d e; printf '\\0d\\ne\\n' > list", &["-m", "-e", "create", "--fromfile", "list"], "touch d/a e/b");
+    fromfile_nul_without_newline => sc("mkdir d; printf 'd\\0' > list", &["-m", "-e", "create", "--fromfile", "list"], "touch d/a");
+    fromfile_nul_then_missing => usage(&["--fromfile", "list"]).setup_more("printf 'nope\\0d\\n' > list");
+    fromfile_nul_in_at_exclude => sc("mkdir -p d/s; printf '@d/s\\0x\\nd\\n' > list", &["-m", "-r", "-e", "create", "--fromfile", "list"], "touch d/a d/s/b");
+}

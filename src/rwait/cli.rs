@@ -170,6 +170,10 @@ pub struct Args {
     pub timefmt: Option<Vec<u8>>,
     pub exclude: Option<Pattern>,
     pub include: Option<Pattern>,
+    /// The syslog ident for `-s`/`-d`: `inotifywait` when invoked under that name (a
+    /// symlink or copy installed as the drop-in), so log filters written for it keep
+    /// working; `rwait` otherwise.
+    pub syslog_ident: &'static str,
     pub operands: Vec<OsString>,
 }
 
@@ -185,7 +189,10 @@ pub fn parse(args: &[OsString], out: &mut dyn Write, err: &mut dyn Write) -> Res
             val: val(i, opt),
         })
         .collect();
-    let mut a = Args::default();
+    let mut a = Args {
+        syslog_ident: syslog_ident(args.first().map(|a| a.as_os_str()).unwrap_or_default()),
+        ..Args::default()
+    };
     let (mut n_exclude, mut n_excludei) = (0, 0);
     let mut exclude: Option<Vec<u8>> = None;
     let mut excludei: Option<Vec<u8>> = None;
@@ -333,6 +340,14 @@ pub fn parse(args: &[OsString], out: &mut dyn Write, err: &mut dyn Write) -> Res
         a.syslog = true;
     }
     Ok(a)
+}
+
+/// `inotifywait` if `argv0`'s last component is exactly that, else `rwait`.
+pub fn syslog_ident(argv0: &std::ffi::OsStr) -> &'static str {
+    use std::os::unix::ffi::OsStrExt;
+    let b = argv0.as_bytes();
+    let base = b.rsplit(|&c| c == b'/').next().unwrap_or(b);
+    if base == b"inotifywait" { "inotifywait" } else { "rwait" }
 }
 
 fn bytes_to_os(b: Vec<u8>) -> OsString {
@@ -541,6 +556,23 @@ mod tests {
             err,
             "--excludei: only the last option will be taken into consideration.\n"
         );
+    }
+
+    #[test]
+    fn syslog_ident_follows_the_name_invoked() {
+        for (argv0, want) in [
+            ("inotifywait", "inotifywait"),
+            ("/usr/local/bin/inotifywait", "inotifywait"),
+            ("./inotifywait", "inotifywait"),
+            ("rwait", "rwait"),
+            ("/usr/bin/rwait", "rwait"),
+            ("inotifywait.sh", "rwait"),
+            ("/opt/inotifywait/rwait", "rwait"),
+            ("", "rwait"),
+        ] {
+            assert_eq!(syslog_ident(argv0.as_ref()), want, "{argv0:?}");
+        }
+        assert_eq!(p(&["."]).0.unwrap().syslog_ident, "inotifywait");
     }
 
     #[test]

@@ -44,12 +44,17 @@ struct Log {
 
 impl Log {
     /// One diagnostic. Messages are bytes like the paths they name (inotifywait prints
-    /// `nonexist\377` raw, and so do we).
+    /// `nonexist\377` raw, and so do we). To syslog it goes with its newline, as
+    /// inotifywait sends it (its messages are the stderr lines, `\n` included).
     fn line(&self, msg: impl AsRef<[u8]>) {
+        let msg = msg.as_ref();
+        let mut line = Vec::with_capacity(msg.len() + 1);
+        line.extend_from_slice(msg);
+        line.push(b'\n');
         if self.syslog {
-            syslog::info(msg.as_ref());
+            syslog::info(&line);
         } else {
-            eprintln_raw(msg);
+            let _ = io::stderr().write_all(&line);
         }
     }
 }
@@ -181,7 +186,7 @@ fn setup_and_watch(a: Args) -> Result<u8, u8> {
 
     let log = Log { syslog: a.syslog };
     if a.syslog {
-        syslog::open("rwait");
+        syslog::open(a.syslog_ident);
     }
     if a.quiet == 0 {
         log.line(if a.recursive {

@@ -2,6 +2,8 @@
 //! and must produce the same stdout, stderr and exit status. Numbers in comments refer
 //! to the scenario log in shared/docs/inotifywait-behaviour.md §4.
 
+use std::path::Path;
+
 use super::diff::{End, Ready, sc, usage};
 
 macro_rules! scenarios {
@@ -288,4 +290,56 @@ scenarios! {
     fromfile_nul_without_newline => sc("mkdir d; printf 'd\\0' > list", &["-m", "-e", "create", "--fromfile", "list"], "touch d/a");
     fromfile_nul_then_missing => usage(&["--fromfile", "list"]).setup_more("printf 'nope\\0d\\n' > list");
     fromfile_nul_in_at_exclude => sc("mkdir -p d/s; printf '@d/s\\0x\\nd\\n' > list", &["-m", "-r", "-e", "create", "--fromfile", "list"], "touch d/a d/s/b");
+}
+
+/// Under `-s`/`-d`, what goes to syslog and what stays on stderr, compared with
+/// inotifywait; rwait runs through a symlink named `inotifywait` (the drop-in install),
+/// so it must log under inotifywait's ident (issue 16.7). Raw bytes stay raw (16.4).
+#[test]
+fn syslog_messages_match_inotifywait() {
+    use super::diff::{INOTIFYWAIT, run_with_syslog};
+    use crate::util::{Scratch, assert_bytes_eq, bin, require, visible};
+    let link_dir = Scratch::new();
+    let link = link_dir.join("inotifywait");
+    std::os::unix::fs::symlink(bin("rwait"), &link).unwrap();
+    let cases: &[(&str, &[&str])] = &[
+        (D, &["-s", "-t", "1", "d"]),
+        (TREE, &["-s", "-r", "-t", "1", "d"]),
+        (D, &["-s", "-q", "-t", "1", "d"]),
+        (D, &["-s", "-t", "1", "d", "nonexist{xff}"]),
+        (D, &["-s", "-r", "-t", "1", "caf{xe9}"]),
+        (D, &["-s", "--exclude", "a", "--exclude", "b", "-t", "1", "d"]),
+        (D, &["-s", "--exclude", "*x", "d"]),
+        (D, &["-s", "--fromfile", "nope", "-t", "1", "d"]),
+        (D, &["-s", "-o", "/nonexistent/x", "d"]),
+        (
+            "mkdir d; touch out.log",
+            &["-d", "-t", "1", "-o", "{S}/out.log", "{S}/d"],
+        ),
+        (
+            "mkdir d; touch out.log",
+            &["-d", "-t", "1", "-o", "{S}/out.log", "{S}/nonexist{xff}"],
+        ),
+    ];
+    for (i, (setup, args)) in cases.iter().enumerate() {
+        let Some(want) = require(run_with_syslog(Path::new(INOTIFYWAIT), None, setup, args)) else {
+            return;
+        };
+        let got = run_with_syslog(&link, None, setup, args).unwrap();
+        let ctx = format!(
+            "args {args:?}\n--- inotifywait syslog ---\n{}\n--- rwait syslog ---\n{}\n--- inotifywait stderr ---\n{}\n--- rwait stderr ---\n{}",
+            want.messages.iter().map(|m| visible(m)).collect::<Vec<_>>().join("\n"),
+            got.messages.iter().map(|m| visible(m)).collect::<Vec<_>>().join("\n"),
+            visible(&want.stderr),
+            visible(&got.stderr),
+        );
+        assert!(
+            i > 0 || !want.messages.is_empty(),
+            "inotifywait logged no banner: the capture does not work\n{ctx}"
+        );
+        let shown = |r: &super::diff::SyslogRun| r.messages.iter().map(|m| visible(m)).collect::<Vec<_>>();
+        assert_eq!(shown(&got), shown(&want), "syslog\n{ctx}");
+        assert_bytes_eq(&format!("stderr\n{ctx}"), &got.stderr, &want.stderr);
+        assert_eq!(got.code, want.code, "exit status\n{ctx}");
+    }
 }

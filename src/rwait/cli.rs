@@ -170,9 +170,10 @@ pub struct Args {
     pub timefmt: Option<Vec<u8>>,
     pub exclude: Option<Pattern>,
     pub include: Option<Pattern>,
-    /// Warn that only the last `--exclude`/`--excludei` counts (printed later, after
-    /// the consistency checks, where inotifywait prints it).
-    pub exclude_warning: Option<&'static str>,
+    /// The syslog ident for `-s`/`-d`: `inotifywait` when invoked under that name (a
+    /// symlink or copy installed as the drop-in), so log filters written for it keep
+    /// working; `rwait` otherwise.
+    pub syslog_ident: &'static str,
     pub operands: Vec<OsString>,
 }
 
@@ -188,7 +189,10 @@ pub fn parse(args: &[OsString], out: &mut dyn Write, err: &mut dyn Write) -> Res
             val: val(i, opt),
         })
         .collect();
-    let mut a = Args::default();
+    let mut a = Args {
+        syslog_ident: syslog_ident(args.first().map(|a| a.as_os_str()).unwrap_or_default()),
+        ..Args::default()
+    };
     let (mut n_exclude, mut n_excludei) = (0, 0);
     let mut exclude: Option<Vec<u8>> = None;
     let mut excludei: Option<Vec<u8>> = None;
@@ -311,15 +315,18 @@ pub fn parse(args: &[OsString], out: &mut dyn Write, err: &mut dyn Write) -> Res
     if a.daemon && a.outfile.is_none() {
         return fail(err, "-o must be specified with -d.");
     }
+    // Where inotifywait warns: at the end of its option parsing, so after the
+    // consistency checks (which may end the run first) and before everything else
+    // (regex, format, operands, output file); always on stderr, whatever -q/-s/-d say.
     if n_exclude > 1 {
-        a.exclude_warning = Some("--exclude: only the last option will be taken into consideration.");
+        let _ = writeln!(err, "--exclude: only the last option will be taken into consideration.");
     } else if n_excludei > 1 {
-        a.exclude_warning = Some("--excludei: only the last option will be taken into consideration.");
+        let _ = writeln!(
+            err,
+            "--excludei: only the last option will be taken into consideration."
+        );
     }
     if bad_option {
-        if let Some(w) = a.exclude_warning {
-            let _ = writeln!(err, "{w}");
-        }
         return Err(1);
     }
     a.exclude = exclude
@@ -333,6 +340,14 @@ pub fn parse(args: &[OsString], out: &mut dyn Write, err: &mut dyn Write) -> Res
         a.syslog = true;
     }
     Ok(a)
+}
+
+/// `inotifywait` if `argv0`'s last component is exactly that, else `rwait`.
+pub fn syslog_ident(argv0: &std::ffi::OsStr) -> &'static str {
+    use std::os::unix::ffi::OsStrExt;
+    let b = argv0.as_bytes();
+    let base = b.rsplit(|&c| c == b'/').next().unwrap_or(b);
+    if base == b"inotifywait" { "inotifywait" } else { "rwait" }
 }
 
 fn bytes_to_os(b: Vec<u8>) -> OsString {
@@ -521,15 +536,43 @@ mod tests {
 
     #[test]
     fn exclude_warning_and_last_wins() {
-        let a = p(&["--exclude", "a", "--exclude", "b", "."]).0.unwrap();
+        let (a, _, err) = p(&["--exclude", "a", "--exclude", "b", "."]);
         assert_eq!(
-            a.exclude,
+            a.unwrap().exclude,
             Some(Pattern {
                 regex: b"b".to_vec(),
                 icase: false
             })
         );
-        assert!(a.exclude_warning.is_some());
+        assert_eq!(
+            err,
+            "--exclude: only the last option will be taken into consideration.\n"
+        );
+        // A consistency check that fails comes first and alone, as in inotifywait.
+        let (a, _, err) = p(&["--exclude", "a", "--exclude", "b", "-d", "."]);
+        assert_eq!((a, err.as_str()), (Err(1), "-o must be specified with -d.\n"));
+        let (_, _, err) = p(&["--excludei", "a", "--excludei", "b", "-s", "-q", "."]);
+        assert_eq!(
+            err,
+            "--excludei: only the last option will be taken into consideration.\n"
+        );
+    }
+
+    #[test]
+    fn syslog_ident_follows_the_name_invoked() {
+        for (argv0, want) in [
+            ("inotifywait", "inotifywait"),
+            ("/usr/local/bin/inotifywait", "inotifywait"),
+            ("./inotifywait", "inotifywait"),
+            ("rwait", "rwait"),
+            ("/usr/bin/rwait", "rwait"),
+            ("inotifywait.sh", "rwait"),
+            ("/opt/inotifywait/rwait", "rwait"),
+            ("", "rwait"),
+        ] {
+            assert_eq!(syslog_ident(argv0.as_ref()), want, "{argv0:?}");
+        }
+        assert_eq!(p(&["."]).0.unwrap().syslog_ident, "inotifywait");
     }
 
     #[test]

@@ -43,17 +43,25 @@ struct Log {
 }
 
 impl Log {
+    /// One diagnostic. Messages are bytes like the paths they name (inotifywait prints
+    /// `nonexist\377` raw, and so do we). To syslog it goes with its newline, as
+    /// inotifywait sends it (its messages are the stderr lines, `\n` included).
     fn line(&self, msg: impl AsRef<[u8]>) {
         let msg = msg.as_ref();
+        let mut line = Vec::with_capacity(msg.len() + 1);
+        line.extend_from_slice(msg);
+        line.push(b'\n');
         if self.syslog {
-            syslog::info(msg);
+            syslog::info(&line);
         } else {
-            let mut l = Vec::with_capacity(msg.len() + 1);
-            l.extend_from_slice(msg);
-            l.push(b'\n');
-            let _ = io::stderr().write_all(&l);
+            let _ = io::stderr().write_all(&line);
         }
     }
+}
+
+/// `parts` concatenated: a message built from text and raw path bytes.
+fn msg(parts: &[&[u8]]) -> Vec<u8> {
+    parts.concat()
 }
 
 /// Runs rwait with `args` (`argv[0]` first) and returns the exit status.
@@ -71,12 +79,13 @@ pub fn run(args: &[OsString]) -> u8 {
     }
 }
 
+/// Writes `msg` and a newline to stderr in one write, bytes as they are.
 fn eprintln_raw(msg: impl AsRef<[u8]>) {
     let msg = msg.as_ref();
-    let mut l = Vec::with_capacity(msg.len() + 1);
-    l.extend_from_slice(msg);
-    l.push(b'\n');
-    let _ = io::stderr().write_all(&l);
+    let mut line = Vec::with_capacity(msg.len() + 1);
+    line.extend_from_slice(msg);
+    line.push(b'\n');
+    let _ = io::stderr().write_all(&line);
 }
 
 /// `<what><path>: <strerror>`, in bytes (paths are bytes).
@@ -147,7 +156,12 @@ fn setup_and_watch(a: Args) -> Result<u8, u8> {
     if let Some(f) = &a.fromfile {
         match read_fromfile(f) {
             Ok(lines) => raw.extend(lines),
-            Err(e) => eprintln_raw(format!("Couldn't open {}: {}", f.to_string_lossy(), strerror_text(&e))),
+            Err(e) => eprintln_raw(msg(&[
+                b"Couldn't open ",
+                f.as_bytes(),
+                b": ",
+                strerror_text(&e).as_bytes(),
+            ])),
         }
     }
     raw.extend(a.operands.iter().map(|o| o.as_bytes().to_vec()));
@@ -168,7 +182,7 @@ fn setup_and_watch(a: Args) -> Result<u8, u8> {
     if a.daemon {
         let out = a.outfile.clone().unwrap_or_default();
         let abs = std::fs::canonicalize(&out).map_err(|e| {
-            eprintln_raw(format!("{}: {}", strerror_text(&e), out.to_string_lossy()));
+            eprintln_raw(msg(&[strerror_text(&e).as_bytes(), b": ", out.as_bytes()]));
             1
         })?;
         // SAFETY: no other thread exists yet (the reader starts after set-up), so
@@ -180,17 +194,14 @@ fn setup_and_watch(a: Args) -> Result<u8, u8> {
         open_outfile(abs.as_os_str()).map_err(|_| 1)?;
     } else if let Some(out) = &a.outfile {
         open_outfile(out).map_err(|_| {
-            eprintln_raw(format!("Failed to open output file {}", out.to_string_lossy()));
+            eprintln_raw(msg(&[b"Failed to open output file ", out.as_bytes()]));
             1
         })?;
     }
 
     let log = Log { syslog: a.syslog };
     if a.syslog {
-        syslog::open("rwait");
-    }
-    if let Some(w) = a.exclude_warning {
-        log.line(w);
+        syslog::open(a.syslog_ident);
     }
     if a.quiet == 0 {
         log.line(if a.recursive {
@@ -214,19 +225,16 @@ fn setup_and_watch(a: Args) -> Result<u8, u8> {
                 rewalk.extend(walked);
             }
             Err(WalkError::Limit) => {
-                log.line(format!(
-                    "Failed to watch {}; upper limit on inotify watches reached!",
-                    String::from_utf8_lossy(op)
-                ));
+                log.line(msg(&[
+                    b"Failed to watch ",
+                    op,
+                    b"; upper limit on inotify watches reached!",
+                ]));
                 log.line("Please increase the amount of inotify watches allowed per user via `/proc/sys/fs/inotify/max_user_watches'.");
                 return Err(1);
             }
             Err(WalkError::Io(e)) => {
-                log.line(format!(
-                    "Couldn't watch {}: {}",
-                    String::from_utf8_lossy(op),
-                    strerror_text(&e)
-                ));
+                log.line(msg(&[b"Couldn't watch ", op, b": ", strerror_text(&e).as_bytes()]));
                 return Err(1);
             }
         }
@@ -257,29 +265,37 @@ fn setup_and_watch(a: Args) -> Result<u8, u8> {
     Ok(st.event_loop(ino, &mut output, a.timeout))
 }
 
-/// Reads `--fromfile` like inotifywait's `fgets` into a 4096-byte buffer: one entry
-/// per line with only the newline removed, and lines longer than 4095 bytes split.
+/// Reads `--fromfile` like inotifywait's `fopen` then `fgets` into a 4096-byte buffer:
+/// one entry per line with only the newline removed, lines longer than 4095 bytes
+/// split, and each entry cut at its first NUL byte (C strings: `d\0junk` is `d`). Only
+/// opening can fail: a read error (a directory reads as `EISDIR`) ends the input the
+/// way `fgets` returning NULL does, keeping the lines before it.
 fn read_fromfile(f: &OsStr) -> io::Result<Vec<Vec<u8>>> {
-    let data = if f == "-" {
-        let mut v = Vec::new();
-        io::Read::read_to_end(&mut io::stdin().lock(), &mut v)?;
-        v
+    let mut data = Vec::new();
+    // Bytes read before an error stay in `data` (read_to_end's contract).
+    let _ = if f == "-" {
+        io::Read::read_to_end(&mut io::stdin().lock(), &mut data)
     } else {
-        std::fs::read(f)?
+        io::Read::read_to_end(&mut std::fs::File::open(f)?, &mut data)
     };
     let mut out = Vec::new();
     let mut cur = Vec::new();
+    let mut entry = |mut chunk: Vec<u8>| {
+        if let Some(nul) = chunk.iter().position(|&b| b == 0) {
+            chunk.truncate(nul);
+        } else if chunk.last() == Some(&b'\n') {
+            chunk.pop();
+        }
+        out.push(chunk);
+    };
     for &b in &data {
         cur.push(b);
         if b == b'\n' || cur.len() == 4095 {
-            if cur.last() == Some(&b'\n') {
-                cur.pop();
-            }
-            out.push(std::mem::take(&mut cur));
+            entry(std::mem::take(&mut cur));
         }
     }
     if !cur.is_empty() {
-        out.push(cur);
+        entry(cur);
     }
     Ok(out)
 }

@@ -45,8 +45,12 @@ pub enum Item {
 /// An in-progress getopt_long parse over an argument vector.
 pub struct Getopt {
     _guard: MutexGuard<'static, ()>,
-    // Owned storage the pointer arrays below point into.
-    _args: Vec<CString>,
+    // The argument strings, each NUL-terminated. `argv` points into their heap
+    // buffers, which never move or change size while the parse lives (the outer Vec
+    // may move with the struct; the inner buffers do not).
+    _args: Vec<Vec<u8>>,
+    // argv[0..argc] and a NULL: glibc permutes these pointers in place, so the array
+    // is only ever handed over through `as_mut_ptr` and never reallocated.
     argv: Vec<*mut c_char>,
     _names: Vec<CString>,
     longopts: Vec<libc::option>,
@@ -60,15 +64,21 @@ impl Getopt {
         let guard = GETOPT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         // Arguments from the OS cannot contain NUL; a caller-built vector that does is
         // cut at the NUL, which is what the kernel would have done.
-        let args: Vec<CString> = args
+        let mut args: Vec<Vec<u8>> = args
             .iter()
             .map(|a| {
                 let b = a.as_bytes();
                 let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
-                CString::new(&b[..end]).expect("NUL removed")
+                let mut s = Vec::with_capacity(end + 1);
+                s.extend_from_slice(&b[..end]);
+                s.push(0);
+                s
             })
             .collect();
-        let mut argv: Vec<*mut c_char> = args.iter().map(|a| a.as_ptr() as *mut c_char).collect();
+        // Pointers derived with `as_mut_ptr`, so they carry write permission: the C
+        // prototype is `char *const argv[]` and glibc does not write the strings, but
+        // nothing here relies on that.
+        let mut argv: Vec<*mut c_char> = args.iter_mut().map(|a| a.as_mut_ptr().cast::<c_char>()).collect();
         argv.push(std::ptr::null_mut());
         let names: Vec<CString> = long
             .iter()
@@ -115,13 +125,22 @@ impl Getopt {
             return None;
         }
         let argc = (self.argv.len() - 1) as c_int;
-        // SAFETY: argv is a NULL-terminated array of valid C strings that outlives the
-        // parse (glibc may permute the pointers, which we allow: the Vec is ours);
-        // longopts is terminated by an all-zero entry; we hold the global lock.
+        // SAFETY: `self.argv` is a NULL-terminated array of pointers to NUL-terminated
+        // strings owned by `self._args`, all alive and unmoved until `self` drops.
+        // GNU getopt_long permutes the array elements in place (it writes through the
+        // array pointer), so the pointer comes from `as_mut_ptr` on the Vec we own
+        // exclusively through `&mut self`; no reference into the array is live during
+        // the call and the Vec is never resized afterwards. Between calls glibc keeps
+        // pointers into the strings (`optarg`, and its position inside a cluster such
+        // as `-mrq`), which stay valid because the strings live, unmoved, as long as
+        // `self`; a new parse sets `optind = 0`, so glibc never uses a stale one.
+        // longopts ends with an all-zero entry;
+        // shortopts is a C string; we hold GETOPT_LOCK, so no other thread uses
+        // getopt's globals.
         let c = unsafe {
             libc::getopt_long(
                 argc,
-                self.argv.as_ptr(),
+                self.argv.as_mut_ptr(),
                 self.shortopts.as_ptr(),
                 self.longopts.as_ptr(),
                 std::ptr::null_mut(),
@@ -134,7 +153,8 @@ impl Getopt {
             }
             63 /* '?' */ => Some(Item::Error),
             val => {
-                // SAFETY: optarg is either NULL or points into one of our argv strings.
+                // SAFETY: optarg is NULL or points into one of our NUL-terminated
+                // argument strings (or just past an option inside one), alive in self.
                 let arg = unsafe {
                     let p = optarg;
                     if p.is_null() { None } else { Some(std::ffi::CStr::from_ptr(p).to_bytes().to_vec()) }
@@ -153,7 +173,8 @@ impl Getopt {
         let argc = self.argv.len() - 1;
         (start.min(argc)..argc)
             .map(|i| {
-                // SAFETY: every argv[i] below argc is one of our valid C strings.
+                // SAFETY: glibc only permutes the pointers, so every argv[i] below argc
+                // is still one of our NUL-terminated strings, alive in self._args.
                 let s = unsafe { std::ffi::CStr::from_ptr(self.argv[i]) };
                 OsString::from_vec(s.to_bytes().to_vec())
             })

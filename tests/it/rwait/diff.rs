@@ -39,7 +39,8 @@ pub enum End {
 #[derive(Debug, Clone)]
 pub struct Scenario {
     pub setup: String,
-    /// Arguments; `{S}` is replaced by the scratch directory's path.
+    /// Arguments; `{S}` is replaced by the scratch directory's path and `{xHH}` by the
+    /// byte 0xHH (for names that are not UTF-8).
     pub args: Vec<String>,
     pub actions: String,
     pub ready: Ready,
@@ -149,8 +150,7 @@ impl Scenario {
         );
         let s = Scratch::new();
         sh(s.path(), &self.setup);
-        let sp = s.path().to_string_lossy().into_owned();
-        let args = self.args.iter().map(|a| a.replace("{S}", &sp));
+        let args: Vec<std::ffi::OsString> = self.args.iter().map(|a| expand(a, s.path())).collect();
         let mut cmd = match self.limit {
             None => {
                 let mut c = Command::new(prog);
@@ -225,6 +225,28 @@ impl Scenario {
             files,
         }
     }
+}
+
+/// One argument with `{S}` replaced by `scratch` and `{xHH}` by the byte 0xHH.
+pub fn expand(arg: &str, scratch: &Path) -> std::ffi::OsString {
+    use std::os::unix::ffi::OsStringExt;
+    let a = arg.as_bytes();
+    let mut out = Vec::with_capacity(a.len());
+    let mut i = 0;
+    while i < a.len() {
+        if a[i..].starts_with(b"{S}") {
+            out.extend_from_slice(scratch.as_os_str().as_bytes());
+            i += 3;
+        } else if a[i..].starts_with(b"{x") && a.get(i + 4) == Some(&b'}') {
+            let hex = std::str::from_utf8(&a[i + 2..i + 4]).expect("{xHH} is ASCII");
+            out.push(u8::from_str_radix(hex, 16).expect("{xHH} is hexadecimal"));
+            i += 5;
+        } else {
+            out.push(a[i]);
+            i += 1;
+        }
+    }
+    std::ffi::OsString::from_vec(out)
 }
 
 /// What one program did in a scenario.
@@ -310,4 +332,91 @@ pub fn settle(p: &Proc) {
             return;
         }
     }
+}
+
+/// What a program sent to syslog, besides its stderr and exit status.
+#[derive(Debug)]
+pub struct SyslogRun {
+    /// Each datagram without its `<PRI>` and timestamp, the PID replaced by `PID`
+    /// (after checking it is the program's own) and the scratch path by `<S>`.
+    pub messages: Vec<Vec<u8>>,
+    pub stderr: Vec<u8>,
+    pub code: i32,
+}
+
+/// Runs `prog` (as `argv0`, or under its own path when `None`) with `args` in a scratch
+/// directory prepared by `setup`, inside a private mount namespace where /dev is a
+/// scratch directory holding /dev/null and, as `log`, a datagram socket this test
+/// reads: glibc's syslog(3) writes to /dev/log, so this captures exactly what the
+/// program logs without touching the machine's logger. Needs root (a mount
+/// namespace); `Err` says why it cannot run.
+pub fn run_with_syslog(prog: &Path, argv0: Option<&str>, setup: &str, args: &[&str]) -> Result<SyslogRun, String> {
+    use std::os::unix::net::UnixDatagram;
+    let probe = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "true"])
+        .output()
+        .map_err(|e| format!("cannot run unshare: {e}"))?;
+    if !probe.status.success() {
+        return Err(format!(
+            "no private mount namespace (unshare -m): {}",
+            String::from_utf8_lossy(&probe.stderr).trim()
+        ));
+    }
+    let s = Scratch::new();
+    sh(s.path(), setup);
+    let dev = s.mkdir(".dev");
+    std::fs::write(dev.join("null"), b"").unwrap();
+    let sock = UnixDatagram::bind(dev.join("log")).unwrap();
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-m", "--propagation", "private", "bash", "-c"])
+        .arg(r#"d=$1; p=$2; shift 2; mount --bind /dev/null "$d/null" && mount --rbind "$d" /dev && exec -a "$0" "$p" "$@""#)
+        .arg(argv0.map_or_else(|| prog.as_os_str().to_owned(), Into::into))
+        .arg(&dev)
+        .arg(prog)
+        .args(args.iter().map(|a| expand(a, s.path())))
+        .current_dir(s.path())
+        .stdin(Stdio::null());
+    let p = Proc::spawn(cmd);
+    let pid = p.pid();
+    let out = p.wait_exit(Duration::from_secs(15));
+    // A daemon's child logs after its parent exited: wait for a quiet spell.
+    sock.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let mut messages = vec![];
+    let mut buf = vec![0u8; 65536];
+    while let Ok(n) = sock.recv(&mut buf) {
+        messages.push(normalize_syslog(&buf[..n], pid, s.path()));
+    }
+    Ok(SyslogRun {
+        messages,
+        stderr: normalize(&out.stderr, s.path()),
+        code: out.code,
+    })
+}
+
+/// `<30>Dec  2 13:16:12 ident[1234]: text` -> `ident[PID]: text`, or `ident[CHILD]`
+/// when the PID is not `pid`'s (a daemon's child logs under its own).
+fn normalize_syslog(d: &[u8], pid: i32, scratch: &Path) -> Vec<u8> {
+    let body = match d.iter().position(|&b| b == b'>') {
+        // `<PRI>` then a 15-byte timestamp and a space.
+        Some(gt) if d.len() > gt + 17 => &d[gt + 17..],
+        _ => d,
+    };
+    let body = match (
+        body.iter().position(|&b| b == b'['),
+        body.windows(3).position(|w| w == b"]: "),
+    ) {
+        (Some(open), Some(close)) if open < close => {
+            let digits = &body[open + 1..close];
+            let who: &[u8] = if digits == pid.to_string().as_bytes() {
+                b"PID"
+            } else if !digits.is_empty() && digits.iter().all(u8::is_ascii_digit) {
+                b"CHILD"
+            } else {
+                digits
+            };
+            [&body[..=open], who, &body[close..]].concat()
+        }
+        _ => body.to_vec(),
+    };
+    normalize(&body, scratch)
 }

@@ -2,6 +2,8 @@
 //! and must produce the same stdout, stderr and exit status. Numbers in comments refer
 //! to the scenario log in shared/docs/inotifywait-behaviour.md §4.
 
+use std::path::Path;
+
 use super::diff::{End, Ready, sc, usage};
 
 macro_rules! scenarios {
@@ -245,4 +247,99 @@ scenarios! {
     instance_limit => usage(&["-t", "1", "d"]).limit("max_inotify_instances", 0);
     syslog_keeps_stderr_empty => sc(D, &["-s", "-t", "1", "d"], "").ready(Ready::Watches(1)); // #95
     inotify_flag_accepted => sc(D, &["-I", "-q", "-t", "1", "d"], "").ready(Ready::Watches(1));
+}
+
+// Messages are bytes: a path that is not UTF-8 is printed raw in every diagnostic
+// (issue 10.3, 16.4). `{xHH}` in an argument is the byte 0xHH.
+scenarios! {
+    raw_bytes_missing_operand => usage(&["nonexist{xff}"]);
+    raw_bytes_missing_operand_recursive => usage(&["-r", "caf{xe9}/x"]);
+    raw_bytes_fromfile_unopenable => usage(&["--fromfile", "caf{xe9}/x"]);
+    raw_bytes_fromfile_line => usage(&["--fromfile", "list"]).setup_more("printf 'nonexist\\377\\n' > list");
+    raw_bytes_outfile_unopenable => usage(&["-o", "caf{xe9}/x", "d"]);
+    raw_bytes_daemon_outfile_missing => usage(&["-d", "-o", "caf{xe9}/x", "d"]);
+    raw_bytes_watch_limit => usage(&["-r", "-t", "1", "big{xff}"]).setup_more("mkdir -p $'big\\377'/{1,2,3,4,5,6,7,8,9,10,11,12,13,14,15}").limit("max_inotify_watches", 10);
+}
+
+// A repeated --exclude/--excludei warns at the end of option parsing: after the
+// consistency checks, before every later error, always on stderr (issue 16.1).
+scenarios! {
+    exclude_warning_before_no_files => usage(&["--exclude", "a", "--exclude", "b"]);
+    exclude_warning_before_bad_regex => usage(&["--exclude", "a", "--exclude", "*x", "d"]);
+    exclude_warning_before_format_error => usage(&["--exclude", "a", "--exclude", "b", "--format", "%w", "--no-newline", "d"]);
+    exclude_warning_before_fromfile_error => usage(&["--exclude", "a", "--exclude", "b", "--fromfile", "nope"]);
+    exclude_warning_before_outfile_error => usage(&["--exclude", "a", "--exclude", "b", "-o", "/nonexistent/x", "d"]);
+    exclude_warning_after_bad_option => usage(&["--exclude", "a", "--exclude", "b", "--foo", "d"]);
+    exclude_warning_not_counted_after_bad_option => usage(&["--exclude", "a", "--foo", "--exclude", "b", "d"]);
+    exclude_warning_not_after_failed_check => usage(&["--exclude", "a", "--exclude", "b", "-d", "d"]);
+    exclude_warning_not_with_excludei_conflict => usage(&["--exclude", "a", "--exclude", "b", "--excludei", "c", "d"]);
+    exclude_warning_with_syslog_on_stderr => sc(D, &["--exclude", "a", "--exclude", "b", "-s", "-t", "1", "d"], "").ready(Ready::Watches(1));
+    exclude_warning_with_daemon_on_stderr => usage(&["--exclude", "a", "--exclude", "b", "-d", "-t", "1", "-o", "{S}/out.log", "d"]).setup_more("touch out.log");
+    excludei_warning_with_quiet => sc(D, &["--excludei", "a", "--excludei", "b", "-q", "-t", "1", "d"], "").ready(Ready::Watches(1));
+    exclude_warning_three_times_once => sc(D, &["--exclude=a", "--exclude=b", "--exclude=c", "-t", "1", "d"], "");
+    include_repeated_no_warning => sc(D, &["--include", "a", "--include", "b", "-t", "1", "d"], "");
+    includei_repeated_no_warning => sc(D, &["--includei", "a", "--includei", "b", "-t", "1", "d"], "");
+}
+
+// --fromfile read as inotifywait reads it: fopen, then fgets into C strings (issue 16.3).
+scenarios! {
+    fromfile_directory_reads_as_empty => usage(&["--fromfile", "d"]);
+    fromfile_directory_then_operands => sc(D, &["--fromfile", "d", "-m", "-e", "create", "d"], "touch d/a");
+    fromfile_nul_cuts_the_line => sc("mkdir d e; printf 'd\\0junk\\ne\\n' > list", &["-m", "-e", "create", "--fromfile", "list"], "touch d/a e/b");
+    fromfile_nul_first_is_an_empty_line => sc("mkdir d e; printf '\\0d\\ne\\n' > list", &["-m", "-e", "create", "--fromfile", "list"], "touch d/a e/b");
+    fromfile_nul_without_newline => sc("mkdir d; printf 'd\\0' > list", &["-m", "-e", "create", "--fromfile", "list"], "touch d/a");
+    fromfile_nul_then_missing => usage(&["--fromfile", "list"]).setup_more("printf 'nope\\0d\\n' > list");
+    fromfile_nul_in_at_exclude => sc("mkdir -p d/s; printf '@d/s\\0x\\nd\\n' > list", &["-m", "-r", "-e", "create", "--fromfile", "list"], "touch d/a d/s/b");
+}
+
+/// Under `-s`/`-d`, what goes to syslog and what stays on stderr, compared with
+/// inotifywait; rwait runs through a symlink named `inotifywait` (the drop-in install),
+/// so it must log under inotifywait's ident (issue 16.7). Raw bytes stay raw (16.4).
+#[test]
+fn syslog_messages_match_inotifywait() {
+    use super::diff::{INOTIFYWAIT, run_with_syslog};
+    use crate::util::{Scratch, assert_bytes_eq, bin, require, visible};
+    let link_dir = Scratch::new();
+    let link = link_dir.join("inotifywait");
+    std::os::unix::fs::symlink(bin("rwait"), &link).unwrap();
+    let cases: &[(&str, &[&str])] = &[
+        (D, &["-s", "-t", "1", "d"]),
+        (TREE, &["-s", "-r", "-t", "1", "d"]),
+        (D, &["-s", "-q", "-t", "1", "d"]),
+        (D, &["-s", "-t", "1", "d", "nonexist{xff}"]),
+        (D, &["-s", "-r", "-t", "1", "caf{xe9}"]),
+        (D, &["-s", "--exclude", "a", "--exclude", "b", "-t", "1", "d"]),
+        (D, &["-s", "--exclude", "*x", "d"]),
+        (D, &["-s", "--fromfile", "nope", "-t", "1", "d"]),
+        (D, &["-s", "-o", "/nonexistent/x", "d"]),
+        (
+            "mkdir d; touch out.log",
+            &["-d", "-t", "1", "-o", "{S}/out.log", "{S}/d"],
+        ),
+        (
+            "mkdir d; touch out.log",
+            &["-d", "-t", "1", "-o", "{S}/out.log", "{S}/nonexist{xff}"],
+        ),
+    ];
+    for (i, (setup, args)) in cases.iter().enumerate() {
+        let Some(want) = require(run_with_syslog(Path::new(INOTIFYWAIT), None, setup, args)) else {
+            return;
+        };
+        let got = run_with_syslog(&link, None, setup, args).unwrap();
+        let ctx = format!(
+            "args {args:?}\n--- inotifywait syslog ---\n{}\n--- rwait syslog ---\n{}\n--- inotifywait stderr ---\n{}\n--- rwait stderr ---\n{}",
+            want.messages.iter().map(|m| visible(m)).collect::<Vec<_>>().join("\n"),
+            got.messages.iter().map(|m| visible(m)).collect::<Vec<_>>().join("\n"),
+            visible(&want.stderr),
+            visible(&got.stderr),
+        );
+        assert!(
+            i > 0 || !want.messages.is_empty(),
+            "inotifywait logged no banner: the capture does not work\n{ctx}"
+        );
+        let shown = |r: &super::diff::SyslogRun| r.messages.iter().map(|m| visible(m)).collect::<Vec<_>>();
+        assert_eq!(shown(&got), shown(&want), "syslog\n{ctx}");
+        assert_bytes_eq(&format!("stderr\n{ctx}"), &got.stderr, &want.stderr);
+        assert_eq!(got.code, want.code, "exit status\n{ctx}");
+    }
 }

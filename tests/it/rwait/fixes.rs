@@ -519,3 +519,34 @@ fn terminal_output_goes_through_the_writer_thread() {
     );
     assert_eq!(out.code, 0);
 }
+
+#[test]
+fn syslog_ident_is_rwait_under_its_own_name_and_inotifywait_as_a_copy() {
+    // inotifywait logs as `inotifywait[PID]` whatever its name; rwait takes the name it
+    // was run under, so the drop-in copy logs exactly as inotifywait (DIFFERENCES,
+    // "Syslog name"). The differential test covers a symlink named inotifywait.
+    use super::diff::run_with_syslog;
+    use crate::util::require;
+    let Some(own) = require(run_with_syslog(&bin("rwait"), None, "mkdir d", &["-s", "-t", "1", "d"])) else {
+        return;
+    };
+    assert_eq!(
+        own.messages,
+        vec![
+            b"rwait[PID]: Setting up watches.\n".to_vec(),
+            b"rwait[PID]: Watches established.\n".to_vec()
+        ],
+        "{own:?}"
+    );
+    let s = Scratch::new();
+    let copy = s.join("inotifywait");
+    std::fs::copy(bin("rwait"), &copy).unwrap();
+    let as_copy = run_with_syslog(&copy, None, "mkdir d", &["-s", "-t", "1", "d"]).unwrap();
+    assert_eq!(
+        as_copy.messages[0], b"inotifywait[PID]: Setting up watches.\n",
+        "{as_copy:?}"
+    );
+    // A name that merely contains it is not it.
+    let other = run_with_syslog(&bin("rwait"), Some("inotifywait2"), "mkdir d", &["-s", "-t", "1", "d"]).unwrap();
+    assert_eq!(other.messages[0], b"rwait[PID]: Setting up watches.\n", "{other:?}");
+}

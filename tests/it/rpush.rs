@@ -1081,3 +1081,85 @@ fn rpush_progress_shows_files_and_bytes_on_a_terminal() {
     assert!(text.contains("\r\x1b[K"), "{text:?}");
     assert!(text.contains("127.0.0.2: pushed 1 path"), "{text:?}");
 }
+
+/// `dir` is exchanged with a symlink to a tree outside the base (renameat2
+/// RENAME_EXCHANGE, the atomic swap an attacker who can write in the tree can do) in a
+/// tight loop while `dir/file` is pushed again and again: the secret outside must never
+/// reach the host. rsync 3.5.0's sender opens content and scans directories anchored at
+/// the transfer root (the base) with no symlink followed (its NEWS, CVE-2026-53797 and
+/// -53801); rpush passes none of -L, -k, --copy-unsafe-links or --insecure-links, which
+/// would undo that.
+#[test]
+fn rpush_symlink_exchanged_during_pushes_never_reads_outside() {
+    use std::ffi::CString;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let s = Scratch::new();
+    let src = s.mkdir("src");
+    let outside = s.mkdir("outside");
+    let d = Daemon::start(&s, "d", "127.0.0.4");
+    write_file(&src, b"dir/file", b"public");
+    write_file(&outside, b"file", b"SECRET");
+    symlink(&outside, src.join("lnk")).unwrap();
+    let mut cmd = rpush_cmd(&src, &["-t", &d.url(), "--password-file"]);
+    cmd.arg(&d.password_file);
+    let mut rp = Proc::spawn(cmd);
+    let mut stdin = rp.stdin();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let swapper = {
+        let stop = stop.clone();
+        let a = CString::new(src.join("dir").as_os_str().as_bytes()).unwrap();
+        let b = CString::new(src.join("lnk").as_os_str().as_bytes()).unwrap();
+        thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                // SAFETY: both are valid NUL-terminated paths; the call only renames.
+                let r = unsafe {
+                    libc::renameat2(
+                        libc::AT_FDCWD,
+                        a.as_ptr(),
+                        libc::AT_FDCWD,
+                        b.as_ptr(),
+                        libc::RENAME_EXCHANGE,
+                    )
+                };
+                assert_eq!(r, 0, "renameat2: {}", std::io::Error::last_os_error());
+                n += 1;
+            }
+            n
+        })
+    };
+    let end = Instant::now() + Duration::from_secs(3);
+    let leaked = |p: &Path| fs::read(p).map(|c| contains(&c, b"SECRET")).unwrap_or(false);
+    while Instant::now() < end {
+        send(&mut stdin, format!("{}/dir/file\n\n", src.display()).as_bytes());
+        thread::sleep(Duration::from_millis(20));
+        assert!(!leaked(&d.module.join("dir/file")), "the secret reached the host");
+        assert!(!leaked(&d.module.join("lnk/file")), "the secret reached the host");
+    }
+    stop.store(true, Ordering::Relaxed);
+    let swaps = swapper.join().unwrap();
+    assert!(swaps > 1000, "only {swaps} exchanges");
+    drop(stdin);
+    let out = rp.wait_exit(DEADLINE);
+    assert!(contains(&out.stderr, b"pushed"), "no push ran: {}", out.stderr_str());
+    for e in walkdir_files(&d.module) {
+        assert!(!leaked(&e), "{} holds the secret", e.display());
+    }
+}
+
+fn walkdir_files(root: &Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let Ok(rd) = fs::read_dir(&p) else { continue };
+        for e in rd.flatten() {
+            let ft = e.file_type().unwrap();
+            if ft.is_dir() {
+                stack.push(e.path());
+            } else if ft.is_file() {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}

@@ -35,6 +35,21 @@ pub fn require<T>(prerequisite: Result<T, String>) -> Option<T> {
     }
 }
 
+/// Polls until `path` exists; on the deadline, fails with `what` and `dump()`.
+#[track_caller]
+pub fn wait_exists(what: &str, path: &Path, dump: impl Fn() -> String) {
+    let end = Instant::now() + DEADLINE;
+    while !path.exists() {
+        assert!(
+            Instant::now() < end,
+            "{what}: {} never appeared:\n{}",
+            path.display(),
+            dump()
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Path of one of this package's binaries, as built by cargo for this test run.
 pub fn bin(name: &str) -> PathBuf {
     match name {

@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 
 use crate::rpush::{assert_stderr, send, write_file};
 use crate::rsyncd::Daemon;
-use crate::util::{DEADLINE, Proc, Scratch, bin, contains};
+use crate::util::{DEADLINE, Output, Proc, Scratch, bin, contains, wait_exists};
 
 /// Where `abs` (an absolute local path) lands in a module that mirrors `/`.
 fn mirrored(module: &Path, abs: &Path) -> PathBuf {
@@ -101,12 +101,7 @@ fn pipeline_with(watcher: &str) {
     }
     // Written after the bait: once it is on the host, the batches before it were pushed.
     write_file(&src, b"marker", b"m");
-    let marker = mirrored(&d.module, &src.join("marker"));
-    let end = std::time::Instant::now() + DEADLINE;
-    while !marker.exists() {
-        assert!(std::time::Instant::now() < end, "marker never arrived:\n{}", rp.dump());
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_exists("the marker", &mirrored(&d.module, &src.join("marker")), || rp.dump());
     bait.untouched(&d, &rp.dump());
     let _ = w.kill();
     let _ = w.wait();
@@ -171,36 +166,28 @@ fn faults_rpush_refuses_records_that_are_not_paths_inside_the_base() {
 
     // With -C: the base by its own name is a full sync; a record that only resolves to
     // it (`src/x/..`, `src/.`) is not.
-    let mut cmd = Command::new(bin("rpush"));
-    cmd.arg("-C")
-        .arg("src")
-        .args(["-t", &d.url_for("mod/mirror"), "--password-file"])
-        .arg(&d.password_file)
-        .current_dir(s.path())
-        .stdin(Stdio::piped());
     fs::create_dir_all(d.module.join("mirror")).unwrap();
-    let mut rp = Proc::spawn(cmd);
-    let mut stdin = rp.stdin();
-    send(&mut stdin, b"src/x/..\nsrc/.\n\n");
-    drop(stdin);
-    let out = rp.wait_exit(DEADLINE);
+    let with_c = |input: &[u8]| -> Output {
+        let mut cmd = Command::new(bin("rpush"));
+        cmd.arg("-C")
+            .arg("src")
+            .args(["-t", &d.url_for("mod/mirror"), "--password-file"])
+            .arg(&d.password_file)
+            .current_dir(s.path())
+            .stdin(Stdio::piped());
+        let mut rp = Proc::spawn(cmd);
+        let mut stdin = rp.stdin();
+        send(&mut stdin, input);
+        drop(stdin);
+        rp.wait_exit(DEADLINE)
+    };
+    let out = with_c(b"src/x/..\nsrc/.\n\n");
     assert_eq!(out.code, 1, "{}", out.stderr_str());
     assert_stderr(&out, "input record src/x/..: names the whole base");
     assert_stderr(&out, "input record src/.: names the whole base");
     assert!(!d.module.join("mirror/ok").exists(), "{}", out.stderr_str());
 
-    let mut cmd = Command::new(bin("rpush"));
-    cmd.arg("-C")
-        .arg("src")
-        .args(["-t", &d.url_for("mod/mirror"), "--password-file"])
-        .arg(&d.password_file)
-        .current_dir(s.path())
-        .stdin(Stdio::piped());
-    let mut rp = Proc::spawn(cmd);
-    let mut stdin = rp.stdin();
-    send(&mut stdin, b"src/\n\n");
-    drop(stdin);
-    let out = rp.wait_exit(DEADLINE);
+    let out = with_c(b"src/\n\n");
     assert_eq!(out.code, 0, "{}", out.stderr_str());
     assert!(d.module.join("mirror/ok").exists(), "{}", out.stderr_str());
 }

@@ -5,11 +5,10 @@
 
 use std::fs;
 use std::path::Path;
-use std::time::Duration;
 
 use crate::rpush::{assert_stderr, rpush_cmd, send, write_file};
 use crate::rsyncd::Daemon;
-use crate::util::{DEADLINE, Proc, Scratch};
+use crate::util::{DEADLINE, Proc, Scratch, wait_exists};
 
 /// A hook that says it started, works for `secs` seconds without a word, then says it
 /// finished and exits with `code`.
@@ -31,19 +30,6 @@ fn rpush_with_hook(src: &Path, d: &Daemon, hook: &[String], extra: &[&str]) -> P
     let mut cmd = rpush_cmd(src, &["-t", &d.url(), "--password-file"]);
     cmd.arg(&d.password_file).args(hook).args(extra);
     Proc::spawn(cmd)
-}
-
-fn wait_file(p: &Path, rp: &Proc) {
-    let end = std::time::Instant::now() + DEADLINE;
-    while !p.exists() {
-        assert!(
-            std::time::Instant::now() < end,
-            "{} never appeared:\n{}",
-            p.display(),
-            rp.dump()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]
@@ -83,7 +69,7 @@ fn faults_hook_runs_to_its_end_through_sigterm() {
     let mut line = src.join("www.conf").into_os_string().into_encoded_bytes();
     line.extend_from_slice(b"\n\n");
     send(&mut stdin, &line);
-    wait_file(&marks.join("started"), &rp);
+    wait_exists("the hook", &marks.join("started"), || rp.dump());
     // A service stop while the reload runs (input still open, as under systemd).
     rp.signal(libc::SIGTERM);
     let out = rp.wait_exit(DEADLINE);

@@ -70,19 +70,19 @@ pub const OPTIONS: &[Opt] = &[
         "inotify",
         Some('I'),
         None,
-        "Watch through inotify (the default and only backend).",
+        "Watch through inotify (the default backend).",
     ),
     o(
         "fanotify",
         Some('F'),
         None,
-        "Watch through fanotify (not supported yet: refused).",
+        "Watch the operands' trees through one fanotify mark per filesystem (root, kernel >= 5.9; implies -r).",
     ),
     o(
         "filesystem",
         Some('S'),
         None,
-        "Watch whole filesystems through fanotify (not supported yet: refused).",
+        "Watch the whole filesystem of each operand through fanotify, unfiltered (root).",
     ),
     o("csv", Some('c'), None, "Print events in CSV format."),
     o(
@@ -148,12 +148,25 @@ pub struct Pattern {
     pub icase: bool,
 }
 
+/// Which kernel interface watches.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    #[default]
+    Inotify,
+    /// `-F`: the operands' trees through fanotify.
+    Fanotify,
+    /// `-S`: whole filesystems through fanotify.
+    Filesystem,
+}
+
 /// The validated command line.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Args {
     pub monitor: bool,
     pub daemon: bool,
     pub recursive: bool,
+    /// The last of `-I`/`-F`/`-S` wins.
+    pub backend: Backend,
     pub quiet: u32,
     pub csv: bool,
     pub syslog: bool,
@@ -241,14 +254,9 @@ pub fn parse(args: &[OsString], out: &mut dyn Write, err: &mut dyn Write) -> Res
                 return Err(1);
             }
             "recursive" => a.recursive = true,
-            "inotify" => {}
-            "fanotify" | "filesystem" => {
-                let _ = writeln!(
-                    err,
-                    "rwait: --{name}: fanotify is not supported yet; rwait watches through inotify (drop the option)"
-                );
-                return Err(1);
-            }
+            "inotify" => a.backend = Backend::Inotify,
+            "fanotify" => a.backend = Backend::Fanotify,
+            "filesystem" => a.backend = Backend::Filesystem,
             "csv" => a.csv = true,
             "daemon" => a.daemon = true,
             "syslog" => a.syslog = true,

@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod events;
+pub mod fanotify;
 pub mod format;
 pub mod output;
 pub mod run;

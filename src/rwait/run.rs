@@ -38,7 +38,7 @@ struct Ev<'a> {
 
 /// Where diagnostics after start-up go: stderr, or syslog with `-s`/`-d`.
 #[derive(Clone, Copy)]
-struct Log {
+pub(super) struct Log {
     syslog: bool,
 }
 
@@ -46,7 +46,7 @@ impl Log {
     /// One diagnostic. Messages are bytes like the paths they name (inotifywait prints
     /// `nonexist\377` raw, and so do we). To syslog it goes with its newline, as
     /// inotifywait sends it (its messages are the stderr lines, `\n` included).
-    fn line(&self, msg: impl AsRef<[u8]>) {
+    pub(super) fn line(&self, msg: impl AsRef<[u8]>) {
         let msg = msg.as_ref();
         let mut line = Vec::with_capacity(msg.len() + 1);
         line.extend_from_slice(msg);
@@ -202,6 +202,17 @@ fn setup_and_watch(a: Args) -> Result<u8, u8> {
     let log = Log { syslog: a.syslog };
     if a.syslog {
         syslog::open(a.syslog_ident);
+    }
+    if a.backend != cli::Backend::Inotify {
+        let setup = super::fanotify::Setup {
+            operands,
+            excludes,
+            filter,
+            renderer,
+            print_mask,
+            args: &a,
+        };
+        return super::fanotify::watch(setup, log);
     }
     if a.quiet == 0 {
         log.line(if a.recursive {

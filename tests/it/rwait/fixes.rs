@@ -391,24 +391,6 @@ fn full_paths_longer_than_4096_bytes() {
 }
 
 #[test]
-fn fanotify_options_are_refused_clearly() {
-    let s = Scratch::new();
-    s.mkdir("d");
-    for opt in ["-F", "-S", "--fanotify", "--filesystem"] {
-        let mut c = Command::new(bin("rwait"));
-        c.args([opt, "d"]).current_dir(s.path());
-        let out = run(c);
-        assert_eq!(out.code, 1, "{opt}");
-        assert!(
-            out.stderr_str().contains("fanotify is not supported yet"),
-            "{opt}: {}",
-            out.stderr_str()
-        );
-        assert!(out.stdout.is_empty());
-    }
-}
-
-#[test]
 fn help_goes_to_stdout_with_status_1() {
     let mut c = Command::new(bin("rwait"));
     c.arg("-h");

@@ -250,6 +250,42 @@ pub fn rename_lines(old: Option<(&[u8], &[u8])>, new: Option<(&[u8], &[u8])>, is
     out
 }
 
+/// A record, owned, with its information records picked out by kind.
+#[derive(Debug, Clone)]
+struct Rec {
+    mask: u64,
+    /// The directory and the entry's name (`.` for the directory itself).
+    dfid: Option<(Key, Vec<u8>)>,
+    /// FAN_RENAME: where the entry was, and where it is.
+    old: Option<(Key, Vec<u8>)>,
+    new: Option<(Key, Vec<u8>)>,
+    /// The entry's own handle.
+    fid: Option<Key>,
+}
+
+impl Rec {
+    fn of(r: &Record<'_>) -> Rec {
+        let named = |kind: InfoKind| {
+            r.infos
+                .iter()
+                .find(|i| i.kind == kind)
+                .map(|i| (Key::of(i), i.name.to_vec()))
+        };
+        Rec {
+            mask: r.mask,
+            dfid: named(InfoKind::DfidName),
+            old: named(InfoKind::OldDfidName),
+            new: named(InfoKind::NewDfidName),
+            fid: r.infos.iter().find(|i| i.kind == InfoKind::Fid).map(Key::of),
+        }
+    }
+}
+
+/// Most records kept waiting for their directory to be named.
+const PENDING_CAP_RECORDS: usize = 16384;
+/// How long a record waits for its directory to be named before it is reported lost.
+const PENDING_WAIT: Duration = Duration::from_secs(2);
+
 /// An operand: its absolute path and its spelling (both ending in `/`).
 #[derive(Debug, Clone)]
 struct Root {
@@ -281,10 +317,12 @@ struct State {
     /// come as two records and are printed unpaired.
     renames: bool,
     cookie: u32,
-    /// Where directories that are gone were, from the deletes and renames of the
-    /// records being processed: a directory deleted before its earlier events were
-    /// read can still be named.
+    /// Where directories that are gone were, from the deletes and renames read: a
+    /// directory deleted before its earlier events were read can still be named.
     hints: HashMap<Key, (Key, Vec<u8>)>,
+    /// Records whose directory could not be named yet, oldest first, with when they
+    /// were read: they wait for the deletion or rename that names it.
+    pending: std::collections::VecDeque<(Instant, Rec)>,
     /// A directory of an event in this batch could not be named.
     lost: bool,
     /// An event under the operands was seen in this batch (the timeout restarts).
@@ -438,6 +476,7 @@ pub(super) fn watch(s: Setup<'_>, log: Log) -> Result<u8, u8> {
         renames,
         cookie: 0,
         hints: HashMap::new(),
+        pending: Default::default(),
         lost: false,
         seen: false,
         out: Vec::with_capacity(64 * 1024),
@@ -482,7 +521,11 @@ impl State {
                 if let Some(fd) = room_fd {
                     fds.push(PollFd::new(fd, PollFlags::POLLOUT));
                 }
-                let t = match deadline {
+                let wake = match (deadline, self.pending_deadline()) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                let t = match wake {
                     None => PollTimeout::NONE,
                     Some(d) => {
                         let left = d.saturating_duration_since(Instant::now());
@@ -504,7 +547,13 @@ impl State {
             if room {
                 output.on_room();
             }
+            if let Flow::Exit(code) = self.expire_pending() {
+                output.submit(&mut self.out);
+                output.finish();
+                return code;
+            }
             if !ready {
+                self.submit(output);
                 if deadline.is_some_and(|d| Instant::now() >= d) {
                     output.finish();
                     return 2;
@@ -576,12 +625,17 @@ impl State {
 
     /// The records of one read.
     fn batch(&mut self, buf: &[u8]) -> Flow {
-        let records = fan::parse(buf);
-        self.hints.clear();
+        let records: Vec<Result<Rec, fan::Malformed>> = fan::parse(buf)
+            .iter()
+            .map(|r| r.as_ref().map(Rec::of).map_err(|e| *e))
+            .collect();
+        // Where deleted or moved directories were, before any record of the read is
+        // processed: a directory deleted before its events were read is named by the
+        // deletion that follows them.
         for r in records.iter().flatten() {
-            self.learn_hints(r);
+            self.learn_hint(r);
         }
-        for r in &records {
+        for r in records {
             let flow = match r {
                 Ok(r) => self.record(r),
                 Err(fan::Malformed) => {
@@ -594,6 +648,14 @@ impl State {
                 return Flow::Exit(c);
             }
         }
+        if self.pending.is_empty() {
+            self.hints.clear();
+        }
+        self.report_lost()
+    }
+
+    /// Events that could not be placed: a warning and Q_OVERFLOW lines.
+    fn report_lost(&mut self) -> Flow {
         if std::mem::take(&mut self.lost) {
             self.log.line("rwait: warning: events in a directory that is gone could not be placed (its path is unknown); printing Q_OVERFLOW for each watched path");
             self.overflow_lines();
@@ -604,20 +666,36 @@ impl State {
         Flow::Continue
     }
 
-    /// Where deleted or moved directories were, from this batch's records.
-    fn learn_hints(&mut self, r: &Record<'_>) {
-        if r.mask & fan::FAN_ONDIR == 0 || r.mask & (fan::FAN_DELETE | fan::FAN_RENAME | fan::FAN_MOVED_FROM) == 0 {
+    /// Records still waiting for their directory past [`PENDING_WAIT`] are given up:
+    /// reported as lost.
+    fn expire_pending(&mut self) -> Flow {
+        if self.pending.front().is_some_and(|(t, _)| t.elapsed() >= PENDING_WAIT) {
+            self.pending.clear();
+            self.hints.clear();
+            self.lost = true;
+        }
+        self.report_lost()
+    }
+
+    /// When the oldest waiting record is given up.
+    fn pending_deadline(&self) -> Option<Instant> {
+        self.pending.front().map(|(t, _)| *t + PENDING_WAIT)
+    }
+
+    /// Remembers where a deleted or moved directory was (with FAN_REPORT_TARGET_FID
+    /// its deletion or rename carries its own handle).
+    fn learn_hint(&mut self, r: &Rec) {
+        if r.mask & fan::FAN_ONDIR == 0 || r.mask & (fan::FAN_DELETE | fan::FAN_RENAME) == 0 {
             return;
         }
-        let child = r.infos.iter().find(|i| i.kind == InfoKind::Fid);
-        let place = r
-            .infos
-            .iter()
-            .find(|i| matches!(i.kind, InfoKind::DfidName | InfoKind::OldDfidName));
-        if let (Some(c), Some(p)) = (child, place) {
+        let place = if r.mask & fan::FAN_RENAME != 0 { &r.old } else { &r.dfid };
+        if let (Some(c), Some((pk, name))) = (&r.fid, place) {
+            if self.hints.len() >= CACHE_CAP {
+                self.hints.clear();
+            }
             self.hints
-                .entry(Key::of(c))
-                .or_insert_with(|| (Key::of(p), p.name.to_vec()));
+                .entry(c.clone())
+                .or_insert_with(|| (pk.clone(), name.clone()));
         }
     }
 
@@ -675,28 +753,58 @@ impl State {
         (!excluded).then_some(s)
     }
 
-    fn record(&mut self, r: &Record<'_>) -> Flow {
+    /// One record: printed now, or kept until a later record says where its
+    /// directory was (then printed just before that record's own lines).
+    fn record(&mut self, r: Rec) -> Flow {
         if r.mask & fan::FAN_Q_OVERFLOW != 0 {
             self.log.line("rwait: warning: the fanotify event queue overflowed and events were lost; printing Q_OVERFLOW for each watched path");
             self.overflow_lines();
-            // Renames may be among the lost events: cached paths are not to be trusted.
+            // Renames may be among the lost events: cached paths are not to be trusted;
+            // what waited for its directory is covered by the lines just printed.
             self.dirs.clear();
+            self.pending.clear();
+            self.hints.clear();
             self.seen = true;
             return if self.monitor { Flow::Continue } else { Flow::Exit(0) };
         }
+        let hint = r.fid.is_some() && r.mask & fan::FAN_ONDIR != 0 && r.mask & (fan::FAN_DELETE | fan::FAN_RENAME) != 0;
+        if hint && !self.pending.is_empty() {
+            let waiting: Vec<Rec> = self.pending.drain(..).map(|(_, r)| r).collect();
+            for w in waiting {
+                if let Flow::Exit(c) = self.place(w) {
+                    return Flow::Exit(c);
+                }
+            }
+        }
+        self.place(r)
+    }
+
+    /// Prints `r` if its directories can be named, else keeps it waiting.
+    fn place(&mut self, r: Rec) -> Flow {
+        match self.lines(&r) {
+            Some(lines) => self.emit(&lines),
+            None if self.renames && self.pending.len() < PENDING_CAP_RECORDS => {
+                self.pending.push_back((Instant::now(), r));
+                Flow::Continue
+            }
+            None => {
+                self.lost = true;
+                Flow::Continue
+            }
+        }
+    }
+
+    /// The lines of `r`, with what the cache learns from it; `None` (and nothing
+    /// learned) when a directory of it cannot be named.
+    fn lines(&mut self, r: &Rec) -> Option<Vec<Line>> {
         let isdir = r.mask & fan::FAN_ONDIR != 0;
         if r.mask & fan::FAN_RENAME != 0 {
             return self.rename(r, isdir);
         }
-        let Some(info) = r.infos.iter().find(|i| i.kind == InfoKind::DfidName) else {
-            return Flow::Continue;
+        let Some((dk, name)) = &r.dfid else {
+            return Some(vec![]);
         };
-        let dk = Key::of(info);
-        let Some(dir) = self.resolve(&dk, 0) else {
-            self.lost = true;
-            return Flow::Continue;
-        };
-        let name = info.name;
+        let dir = self.resolve(dk, 0)?;
         let mut lines = Vec::new();
         if !self.renames && r.mask & (fan::FAN_MOVED_FROM | fan::FAN_MOVED_TO) != 0 {
             // Before Linux 5.17: the two halves of a rename come apart, unpaired.
@@ -720,58 +828,51 @@ impl State {
             }
             if r.mask & fan::FAN_CREATE != 0
                 && r.mask & fan::FAN_DELETE == 0
-                && let Some(c) = r.infos.iter().find(|i| i.kind == InfoKind::Fid)
+                && let Some(c) = &r.fid
             {
-                self.dirs.insert(Key::of(c), &child);
+                self.dirs.insert(c.clone(), &child);
             }
         }
-        self.emit(&lines)
+        Some(lines)
     }
 
-    fn rename(&mut self, r: &Record<'_>, isdir: bool) -> Flow {
-        let find = |k: InfoKind| r.infos.iter().find(|i| i.kind == k);
-        let (Some(o), Some(n)) = (find(InfoKind::OldDfidName), find(InfoKind::NewDfidName)) else {
-            return Flow::Continue;
+    fn rename(&mut self, r: &Rec, isdir: bool) -> Option<Vec<Line>> {
+        let (Some((ok, on)), Some((nk, nn))) = (&r.old, &r.new) else {
+            return Some(vec![]);
         };
-        let old_dir = self.resolve(&Key::of(o), 0);
-        let new_dir = self.resolve(&Key::of(n), 0);
-        if old_dir.is_none() || new_dir.is_none() {
-            self.lost = true;
-        }
+        let old_dir = self.resolve(ok, 0)?;
+        let new_dir = self.resolve(nk, 0)?;
         self.cookie = self.cookie.wrapping_add(1).max(1);
-        let old = old_dir.as_deref().map(|d| (d, o.name));
-        let new = new_dir.as_deref().map(|d| (d, n.name));
+        let old = Some((&old_dir[..], &on[..]));
+        let new = Some((&new_dir[..], &nn[..]));
         let mut lines = rename_lines(old, new, isdir, self.cookie);
         // MOVED_FROM/MOVED_TO lines for a place outside the operands are dropped by
-        // `emit`; MOVE_SELF only when the old place was watched.
-        let old_watched = old.is_some_and(|(d, nm)| self.spell(&join_dir(d, nm)).is_some());
-        let new_watched = new.is_some_and(|(d, nm)| self.spell(&join_dir(d, nm)).is_some());
+        // `emit`; MOVE_SELF only when the old place was watched, under the new name
+        // if that is watched too, else (renamed out) under the old one, as inotify
+        // mode names it.
+        let old_path = join_dir(&old_dir, on);
+        let new_path = join_dir(&new_dir, nn);
+        let old_watched = self.spell(&old_path).is_some();
+        let new_watched = self.spell(&new_path).is_some();
         lines.retain_mut(|l| {
             if l.mask == MOVE_SELF {
                 if !old_watched {
                     return false;
                 }
-                if l.cookie == 1 && !new_watched {
-                    // Renamed out of the operands: inotify mode names it as it was.
-                    if let Some((d, nm)) = old {
-                        l.dir = join_dir(d, nm);
-                    }
+                if !new_watched {
+                    l.dir = old_path.clone();
                 }
                 l.cookie = 0;
             }
             true
         });
         if isdir {
-            match (old, new) {
-                (Some((od, on)), Some((nd, nn))) => self.dirs.rename(&join_dir(od, on), &join_dir(nd, nn)),
-                (Some((od, on)), None) => self.dirs.remove(&join_dir(od, on)),
-                _ => {}
-            }
-            if let (Some((nd, nn)), Some(c)) = (new, find(InfoKind::Fid)) {
-                self.dirs.insert(Key::of(c), &join_dir(nd, nn));
+            self.dirs.rename(&old_path, &new_path);
+            if let Some(c) = &r.fid {
+                self.dirs.insert(c.clone(), &new_path);
             }
         }
-        self.emit(&lines)
+        Some(lines)
     }
 
     /// Filters, spells and prints `lines`; in one-shot mode the first printed ends

@@ -3,5 +3,6 @@
 
 mod diff;
 mod differential;
+pub mod fanotify;
 mod fixes;
 mod tracker;

@@ -36,8 +36,13 @@ pub(super) struct Pipeline {
 
 impl Pipeline {
     pub(super) fn start(src: &Path, d: &[&Daemon], initial: bool) -> Pipeline {
+        Self::start_with(src, d, initial, "-mr")
+    }
+
+    /// The pipeline with rwait's backend and mode flags `flags` (`-mr`, `-mF`).
+    pub(super) fn start_with(src: &Path, d: &[&Daemon], initial: bool, flags: &str) -> Pipeline {
         let mut rw = Command::new(bin("rwait"))
-            .args(["-mr", "-e", EVENTS])
+            .args([flags, "-e", EVENTS])
             .arg(src)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -286,4 +291,72 @@ fn faults_sigterm_to_the_whole_pipeline_loses_nothing_with_a_state_dir() {
         out.stderr_str()
     );
     assert_eq!(fs::read(d.module.join("new")).unwrap(), b"n");
+}
+
+/// `rwait -F` in the pipeline: changes at depth, directories moved in from outside the
+/// source and out of it, new directories with contents, all end up on the target.
+#[test]
+fn faults_fanotify_pipeline_converges() {
+    if crate::util::require(crate::rwait::fanotify::available()).is_none() {
+        return;
+    }
+    let s = Scratch::new();
+    let src = s.mkdir("src");
+    let outside = s.mkdir("outside");
+    let d = Daemon::start(&s, "a", "127.0.0.2");
+    sh(
+        &src,
+        "mkdir -p a/b/c gone && echo 1 > a/b/c/f && echo 2 > gone/g && seq 1 50 | (cd a && xargs touch)",
+    );
+    sh(&outside, "mkdir -p in/deep && echo i > in/deep/f");
+    let p = Pipeline::start_with(&src, &[&d], true, "-mF");
+    wait_converged("initial sync", &src, &[&d.module], &p.rp);
+    sh(
+        &src,
+        "echo more >> a/b/c/f && chmod 600 a/1 && rm a/2 && mv a/3 a/b/three && \
+         mkdir -p new/x/y && echo n > new/x/y/f && mv ../outside/in a/b/in && echo j > a/b/in/deep/j && \
+         mv gone ../outside/gone && mv a/b/c a/c2 && echo k > a/c2/k && rm -r a/4 new/x/y",
+    );
+    wait_converged("after the changes", &src, &[&d.module], &p.rp);
+    assert!(fs::metadata(d.module.join("a/b/in/deep/j")).is_ok());
+    assert!(fs::metadata(d.module.join("gone")).is_err());
+    let out = p.finish();
+    assert_eq!(out.code, 0, "{}", out.stderr_str());
+}
+
+/// `rwait -F` stopped while more than the kernel queues happens: its Q_OVERFLOW lines
+/// make rbatch resync the root, and the target converges.
+#[test]
+fn faults_fanotify_queue_overflow_resyncs_and_targets_converge() {
+    if crate::util::require(crate::rwait::fanotify::available()).is_none() {
+        return;
+    }
+    let s = Scratch::new();
+    let src = s.mkdir("src");
+    let d = Daemon::start(&s, "a", "127.0.0.2");
+    sh(&src, "mkdir d && cd d && seq 1 1000 | xargs touch");
+    let p = Pipeline::start_with(&src, &[&d], true, "-mF");
+    wait_converged("initial sync", &src, &[&d.module], &p.rp);
+    signal(p.rw.id(), libc::SIGSTOP);
+    // 20,000 new files: one record each (their events merge), more than 16,384.
+    sh(&src, "mkdir e && cd e && seq 1 20000 | xargs touch");
+    sh(
+        &src,
+        "rm d/1 && mkdir late && echo x > late/new && echo y >> d/2 && mv d/3 moved",
+    );
+    signal(p.rw.id(), libc::SIGCONT);
+    wait_converged("after the overflow", &src, &[&d.module], &p.rp);
+    let end = std::time::Instant::now() + DEADLINE;
+    while !p.rwait_stderr().contains("the fanotify event queue overflowed") {
+        assert!(
+            std::time::Instant::now() < end,
+            "no overflow happened:\n{}",
+            p.rwait_stderr()
+        );
+        thread::sleep(std::time::Duration::from_millis(10));
+    }
+    write_file(&src, b"late/after", b"a");
+    wait_converged("after the overflow, a new change", &src, &[&d.module], &p.rp);
+    let out = p.finish();
+    assert_eq!(out.code, 0, "{}", out.stderr_str());
 }

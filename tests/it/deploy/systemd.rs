@@ -453,6 +453,11 @@ fn runner_reports_configuration_errors_with_exit_2_and_starts_nothing() {
             "INITIAL=maybe: must be yes or no".into(),
         ),
         (
+            "backend",
+            format!("{good}BACKEND=dnotify\n"),
+            "BACKEND=dnotify: must be inotify or fanotify".into(),
+        ),
+        (
             "interval",
             format!("{good}CHECK_INTERVAL=500ms\n"),
             "CHECK_INTERVAL=500ms: expected seconds".into(),
@@ -743,4 +748,60 @@ fn runner_fails_when_rwait_ends_and_leaves_no_process_behind() {
         || kids.iter().all(|(pid, _)| !alive(*pid)),
         || format!("children: {kids:?}"),
     );
+}
+
+/// `BACKEND=fanotify`: rwait runs with `-F` (and `-r` without it), and the running
+/// pipeline converges through it.
+#[test]
+fn runner_backend_fanotify_runs_rwait_f_and_converges() {
+    let s = Scratch::new();
+    let src = s.mkdir("src");
+    write_conf(
+        &s,
+        "b",
+        &format!("SOURCE={}\nHOSTS=/x.hosts\nBACKEND=inotify\n", src.display()),
+    );
+    let o = dry_run(&s, &bin_dir(), "b");
+    assert!(o.stdout_str().contains("  -m\n  -r\n  -q\n"), "{}", o.stdout_str());
+    if crate::util::require(crate::rwait::fanotify::available()).is_none() {
+        return;
+    }
+    let d = Daemon::start(&s, "d", "127.0.0.2");
+    fs::write(src.join("a"), "a").unwrap();
+    let hosts = s.write("etc/f.hosts", format!("{}\n", d.url()));
+    write_conf(
+        &s,
+        "f",
+        &format!(
+            "SOURCE={}\nHOSTS={}\nPASSWORD_FILE={}\nQUIET=100ms\nBACKEND=fanotify\n",
+            src.display(),
+            hosts.display(),
+            d.password_file.display()
+        ),
+    );
+    let o = dry_run(&s, &bin_dir(), "f");
+    assert!(o.stdout_str().contains("  -m\n  -F\n  -q\n"), "{}", o.stdout_str());
+    let p = Runner::spawn(&s, runner(&s, &bin_dir(), &["f"]));
+    // Its fanotify mark is in place once rwait's fdinfo lists it.
+    let rwait = || child_named(p.pid(), "rwait");
+    wait_until(
+        "rwait -F's filesystem mark",
+        || {
+            rwait().is_some_and(|pid| {
+                fs::read_dir(format!("/proc/{pid}/fdinfo")).is_ok_and(|rd| {
+                    rd.flatten()
+                        .any(|e| fs::read_to_string(e.path()).is_ok_and(|t| t.contains("fanotify sdev:")))
+                })
+            })
+        },
+        || p.dump(),
+    );
+    wait_converged("initial sync", &src, &[d.module.as_path()], || p.dump());
+    fs::create_dir_all(src.join("deep/er")).unwrap();
+    fs::write(src.join("deep/er/f"), "f").unwrap();
+    fs::rename(src.join("a"), src.join("deep/a")).unwrap();
+    wait_converged("changes through rwait -F", &src, &[d.module.as_path()], || p.dump());
+    p.signal(libc::SIGTERM);
+    let o = p.wait_exit(DEADLINE);
+    assert_eq!(o.code, 0, "{}", o.stderr_str());
 }

@@ -381,3 +381,30 @@ fn fanotify_unplaceable_events_are_reported_as_overflow() {
     sh(s.path(), "touch d/later");
     p.wait_stdout(b"d/later\n");
 }
+
+/// fanotify mode watches paths: an operand renamed away prints its MOVE_SELF under
+/// the old name and is then no longer watched (rwait(1), FANOTIFY).
+#[test]
+fn fanotify_an_operand_renamed_away_is_no_longer_watched() {
+    if require(available()).is_none() {
+        return;
+    }
+    let out = sc(
+        "mkdir -p d/a",
+        &["-F", "-m", "d"],
+        "mv d d2; touch d2/a/f; mkdir d; touch d/back",
+    )
+    .run(&bin("rwait"));
+    assert_eq!(
+        first_seen(&out.stdout),
+        [
+            "d/ MOVE_SELF ",
+            "d/ CREATE back",
+            "d/ OPEN back",
+            "d/ ATTRIB back",
+            "d/ CLOSE_WRITE,CLOSE back"
+        ],
+        "{}",
+        visible(&out.stderr)
+    );
+}

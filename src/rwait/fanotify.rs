@@ -882,6 +882,11 @@ impl State {
             let Some(watch) = self.spell(&l.dir) else { continue };
             self.seen = true;
             if l.mask & self.print_mask == 0 {
+                // An operand deleted: inotify mode's watch on it ends (IGNORED), which
+                // ends a one-shot run with status 1 when DELETE_SELF was not asked for.
+                if !self.monitor && l.mask == DELETE_SELF && self.roots.iter().any(|r| r.abs == l.dir) {
+                    return Flow::Exit(1);
+                }
                 continue;
             }
             let dropped = match &self.filter {

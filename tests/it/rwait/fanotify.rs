@@ -195,6 +195,16 @@ fn fanotify_one_shot_and_exit_statuses() {
     if require(available()).is_none() {
         return;
     }
+    // The operand deleted, DELETE_SELF not asked for: status 1 and nothing printed.
+    for backend in ["-r", "-F"] {
+        let out = sc("mkdir d", &[backend, "-e", "modify", "d"], "rmdir d").run(&bin("rwait"));
+        assert_eq!(
+            (out.code, out.stdout.as_slice()),
+            (1, &b""[..]),
+            "{backend}: {}",
+            visible(&out.stderr)
+        );
+    }
     // Nothing under the operand (the rest of the filesystem is busy): the timeout.
     let out = sc("mkdir d", &["-F", "-t", "1", "d"], "touch outside")
         .end(End::Exit)

@@ -219,33 +219,26 @@ pub fn lines_for(dir: &[u8], name: &[u8], mask: u32, isdir: bool) -> Vec<Line> {
     out
 }
 
-/// The lines of a rename of `old_name` in `old_dir` to `new_name` in `new_dir`
-/// (either directory `None` when it could not be named): MOVED_FROM and MOVED_TO with
-/// one cookie, then a directory's MOVE_SELF under the name it has now.
-pub fn rename_lines(old: Option<(&[u8], &[u8])>, new: Option<(&[u8], &[u8])>, isdir: bool, cookie: u32) -> Vec<Line> {
+/// The lines of a rename of entry `old.1` in directory `old.0` to `new.1` in `new.0`:
+/// MOVED_FROM and MOVED_TO with one cookie (`emit` drops the one whose directory is
+/// not watched), then for a directory that was watched (`old_watched`: its old place
+/// is under an operand) its MOVE_SELF, under its new name when that is watched too
+/// (inotify mode renames the watch first), else under the old one.
+pub fn rename_lines(
+    old: (&[u8], &[u8]),
+    new: (&[u8], &[u8]),
+    isdir: bool,
+    cookie: u32,
+    (old_watched, new_watched): (bool, bool),
+) -> Vec<Line> {
     let isdir_bit = if isdir { ISDIR } else { 0 };
-    let mut out = Vec::new();
-    if let Some((d, n)) = old {
-        out.push(line(d, n, MOVED_FROM | isdir_bit, cookie));
-    }
-    if let Some((d, n)) = new {
-        out.push(line(d, n, MOVED_TO | isdir_bit, cookie));
-    }
-    if isdir && let Some((d, n)) = old {
-        // Only a directory that was watched (its old place) has a MOVE_SELF; it is
-        // printed under its new name when that is watched too (inotify mode renames
-        // the watch first), else under the old one.
-        let watched_as = match new {
-            Some((nd, nn)) => (join_dir(nd, nn), true),
-            None => (join_dir(d, n), false),
-        };
-        out.push(Line {
-            dir: watched_as.0,
-            name: vec![],
-            mask: MOVE_SELF,
-            // Marks "print only if the old place was watched" for the caller.
-            cookie: if watched_as.1 { 1 } else { 0 },
-        });
+    let mut out = vec![
+        line(old.0, old.1, MOVED_FROM | isdir_bit, cookie),
+        line(new.0, new.1, MOVED_TO | isdir_bit, cookie),
+    ];
+    if isdir && old_watched {
+        let (d, n) = if new_watched { new } else { old };
+        out.push(line(&join_dir(d, n), b"", MOVE_SELF, 0));
     }
     out
 }
@@ -769,10 +762,27 @@ impl State {
         }
         let hint = r.fid.is_some() && r.mask & fan::FAN_ONDIR != 0 && r.mask & (fan::FAN_DELETE | fan::FAN_RENAME) != 0;
         if hint && !self.pending.is_empty() {
-            let waiting: Vec<Rec> = self.pending.drain(..).map(|(_, r)| r).collect();
-            for w in waiting {
-                if let Flow::Exit(c) = self.place(w) {
-                    return Flow::Exit(c);
+            // Try again what waits, in order, each keeping when it was read (its wait
+            // is bounded from then, however many deletions come meanwhile).
+            let waiting = std::mem::take(&mut self.pending);
+            for (read_at, w) in waiting {
+                // Only a record that a hint may now place is tried (without one, the
+                // kernel already said it cannot name its directory).
+                let keys = [&w.dfid, &w.old, &w.new];
+                if !keys
+                    .iter()
+                    .any(|k| k.as_ref().is_some_and(|(k, _)| self.hints.contains_key(k)))
+                {
+                    self.pending.push_back((read_at, w));
+                    continue;
+                }
+                match self.lines(&w) {
+                    Some(lines) => {
+                        if let Flow::Exit(c) = self.emit(&lines) {
+                            return Flow::Exit(c);
+                        }
+                    }
+                    None => self.pending.push_back((read_at, w)),
                 }
             }
         }
@@ -843,29 +853,10 @@ impl State {
         let old_dir = self.resolve(ok, 0)?;
         let new_dir = self.resolve(nk, 0)?;
         self.cookie = self.cookie.wrapping_add(1).max(1);
-        let old = Some((&old_dir[..], &on[..]));
-        let new = Some((&new_dir[..], &nn[..]));
-        let mut lines = rename_lines(old, new, isdir, self.cookie);
-        // MOVED_FROM/MOVED_TO lines for a place outside the operands are dropped by
-        // `emit`; MOVE_SELF only when the old place was watched, under the new name
-        // if that is watched too, else (renamed out) under the old one, as inotify
-        // mode names it.
         let old_path = join_dir(&old_dir, on);
         let new_path = join_dir(&new_dir, nn);
-        let old_watched = self.spell(&old_path).is_some();
-        let new_watched = self.spell(&new_path).is_some();
-        lines.retain_mut(|l| {
-            if l.mask == MOVE_SELF {
-                if !old_watched {
-                    return false;
-                }
-                if !new_watched {
-                    l.dir = old_path.clone();
-                }
-                l.cookie = 0;
-            }
-            true
-        });
+        let watched = (self.spell(&old_path).is_some(), self.spell(&new_path).is_some());
+        let lines = rename_lines((&old_dir, on), (&new_dir, nn), isdir, self.cookie, watched);
         if isdir {
             self.dirs.rename(&old_path, &new_path);
             if let Some(c) = &r.fid {
@@ -1033,21 +1024,31 @@ mod tests {
 
     #[test]
     fn renames_pair_and_directories_move_themselves() {
+        let both = (true, true);
         assert_eq!(
-            show(&rename_lines(Some((b"/t/", b"a")), Some((b"/t/d/", b"b")), false, 7)),
+            show(&rename_lines((b"/t/", b"a"), (b"/t/d/", b"b"), false, 7, both)),
             ["/t/ MOVED_FROM a 7", "/t/d/ MOVED_TO b 7"]
         );
         assert_eq!(
-            show(&rename_lines(Some((b"/t/", b"s")), Some((b"/t/", b"u")), true, 8)),
+            show(&rename_lines((b"/t/", b"s"), (b"/t/", b"u"), true, 8, both)),
             [
                 "/t/ MOVED_FROM,ISDIR s 8",
                 "/t/ MOVED_TO,ISDIR u 8",
-                "/t/u/ MOVE_SELF  1"
+                "/t/u/ MOVE_SELF  0"
+            ]
+        );
+        // Renamed out: MOVE_SELF under the old name; moved in: none.
+        assert_eq!(
+            show(&rename_lines((b"/t/", b"s"), (b"/o/", b"u"), true, 9, (true, false))),
+            [
+                "/t/ MOVED_FROM,ISDIR s 9",
+                "/o/ MOVED_TO,ISDIR u 9",
+                "/t/s/ MOVE_SELF  0"
             ]
         );
         assert_eq!(
-            show(&rename_lines(None, Some((b"/t/", b"u")), true, 9)),
-            ["/t/ MOVED_TO,ISDIR u 9"]
+            show(&rename_lines((b"/o/", b"s"), (b"/t/", b"u"), true, 10, (false, true))),
+            ["/o/ MOVED_FROM,ISDIR s 10", "/t/ MOVED_TO,ISDIR u 10"]
         );
     }
 

@@ -320,7 +320,7 @@ fn fanotify_queue_overflow_prints_q_overflow_per_operand() {
         .current_dir(s.path());
     let mut p = Proc::spawn(c);
     p.wait_stderr("Watches established.");
-    p.signal(libc::SIGSTOP);
+    stop(&mut p);
     // One record per new file (its CREATE, OPEN, ATTRIB, CLOSE merge): 20,000 of them.
     sh(s.path(), "cd d && seq 1 20000 | xargs touch");
     p.signal(libc::SIGCONT);
@@ -330,6 +330,17 @@ fn fanotify_queue_overflow_prints_q_overflow_per_operand() {
     p.wait_stdout(b"e/after\n");
 }
 
+/// Stops `p` and waits until it is stopped (SIGSTOP takes effect asynchronously: a
+/// process busy on another CPU may read a little more first).
+fn stop(p: &mut Proc) {
+    p.signal(libc::SIGSTOP);
+    let pid = p.pid();
+    p.wait_for("the process to stop", crate::util::DEADLINE, move |_, _| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|st| st.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('T')))
+    });
+}
+
 /// rwait `-F` -m with `--format %w%f` on `d`, in `s`, stopped once watching.
 fn stopped(s: &Scratch, events: &str) -> Proc {
     let mut c = Command::new(bin("rwait"));
@@ -337,7 +348,7 @@ fn stopped(s: &Scratch, events: &str) -> Proc {
         .current_dir(s.path());
     let mut p = Proc::spawn(c);
     p.wait_stderr("Watches established.");
-    p.signal(libc::SIGSTOP);
+    stop(&mut p);
     p
 }
 

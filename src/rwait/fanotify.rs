@@ -1053,6 +1053,24 @@ mod tests {
     }
 
     #[test]
+    fn the_kernel_is_asked_for_what_is_printed_and_what_the_cache_needs() {
+        let tracking = fan::FAN_ONDIR | fan::FAN_CREATE | fan::FAN_DELETE;
+        for (print, renames, want) in [
+            (MODIFY, true, fan::FAN_MODIFY | tracking | fan::FAN_RENAME),
+            (
+                CLOSE_WRITE | ATTRIB,
+                false,
+                fan::FAN_CLOSE_WRITE | fan::FAN_ATTRIB | tracking | fan::FAN_MOVED_FROM | fan::FAN_MOVED_TO,
+            ),
+            // Moves, MOVE_SELF and DELETE_SELF come from the renames and deletes.
+            (MOVED_TO | MOVE_SELF | DELETE_SELF, true, tracking | fan::FAN_RENAME),
+            (ALL_EVENTS, true, 0x33f | fan::FAN_ONDIR | fan::FAN_RENAME),
+        ] {
+            assert_eq!(kernel_mask(print, renames), want, "{print:#x}");
+        }
+    }
+
+    #[test]
     fn split_names_the_parent() {
         assert_eq!(split(b"/a/b/"), Some((&b"/a/"[..], &b"b"[..])));
         assert_eq!(split(b"/a/"), Some((&b"/"[..], &b"a"[..])));

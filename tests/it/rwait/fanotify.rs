@@ -206,9 +206,13 @@ fn fanotify_one_shot_and_exit_statuses() {
         );
     }
     // Nothing under the operand (the rest of the filesystem is busy): the timeout.
-    let out = sc("mkdir d", &["-F", "-t", "1", "d"], "touch outside")
-        .end(End::Exit)
-        .run(&bin("rwait"));
+    let out = sc(
+        "mkdir d",
+        &["-F", "-t", "1", "d"],
+        "for i in $(seq 15); do touch outside; sleep 0.2; done",
+    )
+    .end(End::Exit)
+    .run(&bin("rwait"));
     assert_eq!(
         (out.code, out.stdout.as_slice()),
         (2, &b""[..]),

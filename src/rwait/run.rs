@@ -448,6 +448,10 @@ impl State {
                 }
                 continue;
             }
+            // MOVE_SELF that only rwait asks for (under -m -r) is not an event to
+            // inotifywait: it does not restart the timeout (issue 16.8).
+            let own = MOVE_SELF & !self.print_mask;
+            let mut active = false;
             loop {
                 self.reads += 1;
                 let n = match ino.read_events(&mut buf) {
@@ -462,6 +466,7 @@ impl State {
                                 cookie: e.cookie,
                                 name: e.name.map(|n| n.as_bytes()).unwrap_or_default(),
                             };
+                            active |= ev.mask & !own != 0;
                             if let Flow::Exit(code) = self.process(ev, false) {
                                 output.submit(&mut self.out);
                                 output.finish();
@@ -497,7 +502,9 @@ impl State {
                     self.submit(output);
                 }
             }
-            deadline = wait.map(|w| Instant::now() + w);
+            if active {
+                deadline = wait.map(|w| Instant::now() + w);
+            }
             self.submit(output);
             // Coalesce a burst: the first event is read as soon as it arrives, but
             // waking for every few events of a stream costs more than the events

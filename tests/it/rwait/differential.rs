@@ -77,6 +77,11 @@ scenarios! {
     timeout_attached_value => sc(D, &["-qt1", "d"], "").ready(Ready::Watches(1));
     timeout_long_option_equals => sc(D, &["--timeout=1", "-q", "d"], "").ready(Ready::Watches(1));
     timeout_with_excluded_events_still_counts => sc(D, &["-t", "1", "--exclude", "x", "d"], "touch d/x; sleep 0.5; touch d/x"); // #93
+    // Under -m -r rwait also asks the kernel for MOVE_SELF (to know a directory left
+    // the tree); inotifywait does not, so the operand's rename must not restart the
+    // timeout: the mv is inside the first 2 s, the touch after them but inside mv + 2 s
+    // (issue 16.8). Both print nothing and exit 2.
+    timeout_ignores_own_move_self => sc(D, &["-m", "-r", "-t", "2", "-e", "create", "d"], "sleep 1; mv d e; sleep 1.5; touch e/b").end(End::Exit);
     timeout_plus_sign_and_blank => sc(D, &["-q", "-t", " +1", "d"], "").ready(Ready::Watches(1));
 }
 

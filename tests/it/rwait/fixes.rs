@@ -6,7 +6,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::diff::{count_watches, sh};
+use std::path::Path;
+
+use super::diff::{INOTIFYWAIT, Ready, count_watches, sc, sh};
 use crate::util::{DEADLINE, Proc, Scratch, bin, contains, run, visible};
 
 fn rwait(s: &Scratch, args: &[&str]) -> Proc {
@@ -388,6 +390,51 @@ fn full_paths_longer_than_4096_bytes() {
     let want = format!("{dir}/{name}\n");
     assert!(want.len() > 4096);
     p.wait_stdout(want.as_bytes());
+}
+
+#[test]
+fn formats_longer_than_4096_bytes_are_accepted() {
+    // inotifywait 3.22.6 rejects a --format longer than its 4096-byte record buffer,
+    // counting the newline it appends unless --no-newline (man page, DIFFERENCES).
+    const D: &str = "mkdir d; touch d/f";
+    for (len, no_newline) in [
+        (4095, false),
+        (4096, false),
+        (4096, true),
+        (4097, true),
+        (10_000, false),
+    ] {
+        let fmt = format!("{}%f", "x".repeat(len - 2));
+        let mut args = vec!["--format", fmt.as_str()];
+        if no_newline {
+            args.push("--no-newline");
+        }
+        let what = format!("format of {len} bytes, --no-newline {no_newline}");
+        // inotifywait, no actions: an accepted format ends with the timeout (status 2).
+        let rejected = len + usize::from(!no_newline) > 4096;
+        let iw_args = [&["-q", "-t", "1"][..], &args, &["d"]].concat();
+        let iw = sc(D, &iw_args, "").ready(Ready::Exit).run(Path::new(INOTIFYWAIT));
+        let want = if rejected {
+            (1, "Something is wrong with your format string.\n".to_string())
+        } else {
+            (2, String::new())
+        };
+        assert_eq!(
+            (iw.code, String::from_utf8_lossy(&iw.stderr).into_owned()),
+            want,
+            "inotifywait, {what}"
+        );
+        // rwait accepts every one and prints the first event's record whole.
+        let rw_args = [&args[..], &["d"]].concat();
+        let rw = sc(D, &rw_args, "touch d/f").run(&bin("rwait"));
+        let mut record = fmt.as_bytes()[..len - 2].to_vec();
+        record.push(b'f');
+        if !no_newline {
+            record.push(b'\n');
+        }
+        assert_eq!(rw.code, 0, "rwait, {what}: {}", visible(&rw.stderr));
+        assert_eq!(rw.stdout, record, "rwait, {what}");
+    }
 }
 
 #[test]

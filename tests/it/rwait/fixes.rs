@@ -393,6 +393,69 @@ fn full_paths_longer_than_4096_bytes() {
 }
 
 #[test]
+fn second_listing_of_a_new_directory_is_seen_as_the_rule_says() {
+    // The rule in rwait(1), DIFFERENCES, "Second listing": a new directory that changed
+    // between its listing and its watch is listed again once the watch exists, and
+    // that listing (and the walk of what it found) is reported like any other read.
+    // To make the change land inside that window, d/n/ comes with many subdirectories
+    // (each walked, and watched, before d/n/ itself) and d/n/new is made while they are.
+    const SUBS: usize = 2000;
+    let s = Scratch::new();
+    s.mkdir("d");
+    sh(
+        s.path(),
+        &format!("mkdir -p o/n && cd o/n && mkdir $(seq -f s%04g {SUBS})"),
+    );
+    let mut p = rwait(&s, &["-m", "-r", "d"]);
+    let pid = p.pid();
+    std::fs::rename(s.join("o/n"), s.join("d/n")).unwrap();
+    p.wait_for("the walk of d/n/ under way", DEADLINE, move |_, _| {
+        count_watches(pid) > 50
+    });
+    std::fs::create_dir(s.join("d/n/new")).unwrap();
+    let walking = count_watches(pid) <= SUBS;
+    sh(s.path(), "sleep 0.5; touch d/end");
+    p.wait_stdout(b"d/ CLOSE_WRITE,CLOSE end\n");
+    let mut got = lines(&p.finish().stdout);
+    got.retain(|l| !l.ends_with(" end"));
+    assert!(
+        walking && got.iter().any(|l| l == "d/n/ OPEN,ISDIR "),
+        "d/n/new was not made inside the window (the walk was too quick): {got:#?}"
+    );
+    let count = |want: &str| got.iter().filter(|l| *l == want).count();
+    let once = [
+        "d/ MOVED_TO,ISDIR n",
+        // The second listing, on d/n/'s own watch (no name) ...
+        "d/n/ OPEN,ISDIR ",
+        "d/n/ CLOSE_NOWRITE,CLOSE,ISDIR ",
+        // ... the entry it found, printed by rwait (it came before the watch, so the
+        // kernel never reports it), and the walk of that entry, seen by d/n/.
+        "d/n/ CREATE,ISDIR new",
+        "d/n/ OPEN,ISDIR new",
+        "d/n/ CLOSE_NOWRITE,CLOSE,ISDIR new",
+    ];
+    for l in once {
+        assert_eq!(count(l), 1, "{l:?} in {got:#?}");
+    }
+    // The parent sees d/n/ opened twice: the first listing and the second.
+    assert_eq!(count("d/ OPEN,ISDIR n"), 2, "{got:#?}");
+    assert_eq!(count("d/ CLOSE_NOWRITE,CLOSE,ISDIR n"), 2, "{got:#?}");
+    let pos = |want: &str| got.iter().position(|l| l == want);
+    assert!(pos("d/n/ CREATE,ISDIR new") < pos("d/n/ OPEN,ISDIR new"), "{got:#?}");
+    // ACCESS lines come in numbers that depend on when the kernel merges them; nothing
+    // else is printed: not a line about the subdirectories, listed before any watch
+    // that could see them.
+    let access = ["d/ ACCESS,ISDIR n", "d/n/ ACCESS,ISDIR ", "d/n/ ACCESS,ISDIR new"];
+    let other: Vec<&String> = got
+        .iter()
+        .filter(|l| !once.contains(&l.as_str()) && !access.contains(&l.as_str()))
+        .filter(|l| *l != "d/ OPEN,ISDIR n" && *l != "d/ CLOSE_NOWRITE,CLOSE,ISDIR n")
+        .collect();
+    assert!(other.is_empty(), "unexpected lines {other:#?} in {got:#?}");
+    assert!(access.iter().all(|a| count(a) >= 1), "{got:#?}");
+}
+
+#[test]
 fn formats_longer_than_4096_bytes_are_accepted() {
     // inotifywait 3.22.6 rejects a --format longer than its 4096-byte record buffer,
     // counting the newline it appends unless --no-newline (man page, DIFFERENCES).

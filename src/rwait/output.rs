@@ -25,11 +25,13 @@
 use std::fs::File;
 use std::io::{self, Write};
 use std::mem::ManuallyDrop;
-use std::os::fd::{AsFd, BorrowedFd, FromRawFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
+
+use crate::sys::stdio::stdout_file;
 
 enum Sink {
     /// Regular files and devices: plain blocking writes.
@@ -62,12 +64,6 @@ pub struct Output {
 fn write_failed(e: &io::Error) -> ! {
     let _ = io::stderr().write_all(format!("rwait: writing events: {}\n", crate::common::msg::os_error(e)).as_bytes());
     std::process::exit(1);
-}
-
-fn stdout_file() -> ManuallyDrop<File> {
-    // SAFETY: fd 1 is open for the life of the process; ManuallyDrop keeps the File
-    // from closing it.
-    ManuallyDrop::new(unsafe { File::from_raw_fd(1) })
 }
 
 impl Output {

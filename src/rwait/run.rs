@@ -185,9 +185,9 @@ fn setup_and_watch(a: Args) -> Result<u8, u8> {
             eprintln_raw(msg(&[strerror_text(&e).as_bytes(), b": ", out.as_bytes()]));
             1
         })?;
-        // SAFETY: no other thread exists yet (the reader starts after set-up), so
-        // forking here is sound; daemon(0, 0) chdirs to / and points stdio at /dev/null.
-        if unsafe { libc::daemon(0, 0) } != 0 {
+        // Before any thread (the output's writer starts later): the fork keeps only
+        // this one. daemon(0, 0) chdirs to / and points stdio at /dev/null.
+        if nix::unistd::daemon(false, false).is_err() {
             eprintln_raw("Failed to daemonize!");
             return Err(1);
         }
@@ -303,21 +303,13 @@ fn read_fromfile(f: &OsStr) -> io::Result<Vec<Vec<u8>>> {
 /// Opens `-o FILE` for appending (mode 0600 when created) and makes it stdout.
 fn open_outfile(path: &OsStr) -> io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    use std::os::unix::io::IntoRawFd;
     let f = std::fs::OpenOptions::new()
         .append(true)
         .create(true)
         .mode(0o600)
         .open(path)?;
-    let fd = f.into_raw_fd();
-    // SAFETY: dup2 onto fd 1 with a valid descriptor we own; the original is closed.
-    unsafe {
-        if libc::dup2(fd, 1) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        libc::close(fd);
-    }
-    Ok(())
+    // The file becomes fd 1; its own descriptor closes when `f` drops.
+    nix::unistd::dup2_stdout(&f).map_err(io::Error::from)
 }
 
 /// Watches one operand; returns its wd and, for a recursive directory, the walk path
@@ -720,10 +712,7 @@ impl State {
 /// The binary's entry point: SIGPIPE back to its default (a consumer that goes away
 /// ends us, as it ends inotifywait), then run.
 pub fn main() -> std::process::ExitCode {
-    // SAFETY: setting a signal disposition to SIG_DFL at start-up, before any thread.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    crate::sys::stdio::default_sigpipe();
     let args: Vec<OsString> = std::env::args_os().collect();
     std::process::ExitCode::from(run(&args))
 }

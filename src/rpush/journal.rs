@@ -45,20 +45,9 @@ const HEADER: u8 = b'H';
 const BATCH: u8 = b'B';
 
 /// CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320), as zlib and `cksum -a crc32b`
-/// compute it. Bitwise: journals are small and a table is not worth its 1 KiB.
-pub fn crc32(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
+/// compute it: part of the on-disk format (record checksums and file names).
+fn crc32(data: &[u8]) -> u32 {
+    crc32fast::hash(data)
 }
 
 /// The journal's file name for a destination: readable, and unique through the CRC.
@@ -331,6 +320,40 @@ mod tests {
         // The "check" value of CRC-32/ISO-HDLC for the ASCII digits 1 to 9.
         assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
         assert_eq!(crc32(b""), 0);
+    }
+
+    /// A journal written by rpush before the CRC came from `crc32fast` (file name and
+    /// bytes as they were on disk): the format must stay exactly this.
+    const OLD_DEST: &str = "rsync://pusher@127.0.0.2:8730/mod/";
+    const OLD_NAME: &str = "rsync___pusher@127.0.0.2_8730_mod_-4dda0dd6.journal";
+    const OLD_JOURNAL: &[u8] = b"rpush-journal 1\n(\x00\x00\x00t-s\xe6Hrsync://pusher@127.0.0.2:8730/mod/\x00/src\x0f\x00\x00\x00\x90r\xd3\xa1Ba\x00new\nline\x00\xff-\x00\x02\x00\x00\x00x?\x96\x83B\x00";
+
+    #[test]
+    fn a_journal_written_before_reads_and_is_written_the_same() {
+        assert_eq!(file_name(OLD_DEST), OLD_NAME);
+        let r = parse(OLD_JOURNAL);
+        assert_eq!(r.bad_tail, None);
+        assert_eq!(
+            (r.dest.as_deref(), r.base.as_deref()),
+            (Some(OLD_DEST), Some(&b"/src"[..]))
+        );
+        assert_eq!(r.batches, 2);
+        assert_eq!(r.paths, set(&[b"", b"a", b"new\nline", b"\xff-"]));
+        // The same appends today give the same bytes under the same name.
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join(OLD_NAME), OLD_JOURNAL).unwrap();
+        let (_, replay) = Journal::open(d.path(), OLD_DEST, b"/src").unwrap();
+        assert_eq!(replay, r);
+        assert_eq!(
+            fs::read(d.path().join(OLD_NAME)).unwrap(),
+            OLD_JOURNAL,
+            "opened without a rewrite"
+        );
+        let e = tempfile::tempdir().unwrap();
+        let (mut j, _) = Journal::open(e.path(), OLD_DEST, b"/src").unwrap();
+        j.append(&set(&[b"a", b"new\nline", b"\xff-"])).unwrap();
+        j.append(&set(&[b""])).unwrap();
+        assert_eq!(fs::read(e.path().join(OLD_NAME)).unwrap(), OLD_JOURNAL);
     }
 
     #[test]

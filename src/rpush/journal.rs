@@ -199,11 +199,6 @@ fn open_append(path: &Path) -> io::Result<File> {
     OpenOptions::new().append(true).create(true).mode(0o600).open(path)
 }
 
-/// fsync of a directory, so a rename or a new file in it survives a crash.
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
 impl Journal {
     /// Opens (creating when missing) the journal for `dest` in `dir` and replays it.
     /// A bad tail is moved aside to `FILE.corrupt` and the journal rewritten from the
@@ -265,23 +260,7 @@ impl Journal {
         if !pending.is_empty() {
             data.extend_from_slice(&record(&batch_payload(pending)));
         }
-        let mut tmp = self.path.as_os_str().to_os_string();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
-        {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(&data)?;
-            f.sync_all()?;
-        }
-        fs::rename(&tmp, &self.path)?;
-        if let Some(dir) = self.path.parent() {
-            sync_dir(dir)?;
-        }
+        crate::common::fs::replace_file(&self.path, &data, 0o600, true)?;
         self.file = open_append(&self.path)?;
         self.size = data.len() as u64;
         Ok(())

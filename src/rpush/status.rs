@@ -6,8 +6,6 @@
 //! reader never sees half a document. The JSON is produced by hand (a dozen lines of
 //! escaping) rather than pulling in serde for one flat structure.
 
-use std::fs;
-use std::io::Write;
 use std::path::Path;
 
 /// What the status file says about one host.
@@ -80,29 +78,10 @@ pub fn render(updated: &str, state: &str, hosts: &[HostStatus]) -> String {
     out
 }
 
-/// Replaces `path` with `content` atomically (temporary file + rename).
+/// Replaces `path` with `content` atomically (see `common::fs`); mode 0666 less the
+/// umask, as any file rpush creates for others to read.
 pub fn write_atomic(path: &Path, content: &str) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| std::io::Error::other("not a file name"))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".tmp{}", std::process::id()));
-    let tmp = dir.join(tmp_name);
-    let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(content.as_bytes())?;
-        f.sync_data()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    crate::common::fs::replace_file(path, content.as_bytes(), 0o666, false)
 }
 
 #[cfg(test)]
@@ -138,15 +117,5 @@ mod tests {
             render("t", "done", &[]),
             "{\n  \"updated\": \"t\",\n  \"state\": \"done\",\n  \"hosts\": [\n  ]\n}\n"
         );
-    }
-
-    #[test]
-    fn atomic_write_replaces_the_file() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("status.json");
-        write_atomic(&p, "one").unwrap();
-        write_atomic(&p, "two").unwrap();
-        assert_eq!(fs::read_to_string(&p).unwrap(), "two");
-        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1);
     }
 }

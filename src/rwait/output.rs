@@ -62,7 +62,7 @@ pub struct Output {
 /// What the writer thread does when a write fails (a consumer that went away has
 /// already killed us with SIGPIPE): report and exit like the main thread would.
 fn write_failed(e: &io::Error) -> ! {
-    let _ = io::stderr().write_all(format!("rwait: writing events: {}\n", crate::common::msg::os_error(e)).as_bytes());
+    crate::common::msg::eprint("rwait", &format!("writing events: {}", crate::common::msg::os_error(e)));
     std::process::exit(1);
 }
 

@@ -9,7 +9,7 @@
 //! never makes the kernel's queue overflow.
 
 use std::ffi::{OsStr, OsString};
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant};
@@ -22,7 +22,7 @@ use super::format::{Renderer, View};
 use super::output::{Output, PENDING_CAP};
 use super::track::{Moves, ScanDups};
 use super::watch::{Found, Table, WalkError, WalkMode};
-use crate::common::msg::os_error as strerror_text;
+use crate::common::msg::{eprintln_raw, os_error as strerror_text};
 use crate::sys::regex::PosixRegex;
 use crate::sys::{strftime, syslog};
 
@@ -47,14 +47,10 @@ impl Log {
     /// `nonexist\377` raw, and so do we). To syslog it goes with its newline, as
     /// inotifywait sends it (its messages are the stderr lines, `\n` included).
     fn line(&self, msg: impl AsRef<[u8]>) {
-        let msg = msg.as_ref();
-        let mut line = Vec::with_capacity(msg.len() + 1);
-        line.extend_from_slice(msg);
-        line.push(b'\n');
         if self.syslog {
-            syslog::info(&line);
+            syslog::info(&[msg.as_ref(), b"\n"].concat());
         } else {
-            let _ = io::stderr().write_all(&line);
+            eprintln_raw(msg);
         }
     }
 }
@@ -77,15 +73,6 @@ pub fn run(args: &[OsString]) -> u8 {
     match setup_and_watch(a) {
         Ok(code) | Err(code) => code,
     }
-}
-
-/// Writes `msg` and a newline to stderr in one write, bytes as they are.
-fn eprintln_raw(msg: impl AsRef<[u8]>) {
-    let msg = msg.as_ref();
-    let mut line = Vec::with_capacity(msg.len() + 1);
-    line.extend_from_slice(msg);
-    line.push(b'\n');
-    let _ = io::stderr().write_all(&line);
 }
 
 /// `<what><path>: <strerror>`, in bytes (paths are bytes).

@@ -4,7 +4,7 @@
 //! The pipeline is parse ([`parse`]) → filter ([`filter`]) → merge ([`coalesce`]) →
 //! deliver ([`run`]); the command line is checked into a [`cli::Config`] before anything
 //! runs. Why batching works the way it does (quiet period + hard max wait + size cap) is
-//! in §3-§4 of the landscape note and in `man/rbatch.1`.
+//! in docs/background.md ("Batching") and in `man/rbatch.1`.
 
 pub mod cli;
 pub mod coalesce;

@@ -174,7 +174,7 @@ impl Config {
         let hosts = sources.resolve()?;
 
         if let Some(pf) = &cli.password_file {
-            // rsync refuses an other-accessible password file (exit 1, §5.4); say so now.
+            // rsync refuses an other-accessible password file (exit 1); say so now.
             let m = pf
                 .metadata()
                 .map_err(|e| format!("--password-file {}: {}", pf.display(), os_error(&e)))?;

@@ -29,8 +29,8 @@ fn lines(out: &[u8]) -> Vec<String> {
 
 #[test]
 fn rename_renames_every_descendant_watch() {
-    // inotifywait keeps the old name on some deep watches (issues #59, #130; scenario
-    // #99 of the behaviour notes shows w/a1/a2/.../a8/ after `mv w/a1 w/b1`).
+    // inotifywait keeps the old name on some deep watches (upstream issues #59, #130; it
+    // printed w/a1/a2/.../a8/ after `mv w/a1 w/b1`).
     let s = Scratch::new();
     let deep = "w/a1/a2/a3/a4/a5/a6/a7/a8";
     s.mkdir(deep);
@@ -54,7 +54,7 @@ fn rename_renames_every_descendant_watch() {
 #[test]
 fn directory_moved_out_loses_all_its_watches() {
     // inotifywait drops only the moved directory's own watch and keeps reporting its
-    // subdirectories under their old in-tree names (issue #137, scenario #55).
+    // subdirectories under their old in-tree names (upstream issue #137).
     let s = Scratch::new();
     s.mkdir("d/a/b/c");
     s.mkdir("outside");
@@ -84,7 +84,7 @@ fn directory_moved_out_loses_all_its_watches() {
 #[test]
 fn new_directory_contents_are_reported() {
     // One process creates a directory and at once fills it: inotifywait misses what
-    // was created before its watch was added ("probably not fixable", scenario #71).
+    // was created before its watch was added ("probably not fixable", says its man page).
     let s = Scratch::new();
     s.mkdir("d");
     let mut p = rwait(&s, &["-m", "-r", "-e", "create", "--format", "%w%f", "d"]);
@@ -298,7 +298,8 @@ fn events_of_one_read_are_written_together() {
 #[test]
 fn vanishing_entries_during_the_walk_are_skipped() {
     // inotifywait exits with "Couldn't watch d: No such file or directory" when an
-    // entry of the operand's directory disappears between readdir and lstat (§3.7).
+    // entry of the operand's directory disappears between readdir and lstat
+    // (docs/background.md, "Walking a tree").
     let s = Scratch::new();
     s.mkdir("d");
     for round in 0..5 {

@@ -39,7 +39,7 @@ use std::path::{Path, PathBuf};
 pub const MAGIC: &[u8; 16] = b"rpush-journal 1\n";
 
 /// No record is bigger than this; a larger length field is corruption, not a batch.
-pub const MAX_RECORD: u32 = 256 << 20;
+pub const MAX_JOURNAL_RECORD: u32 = 256 << 20;
 
 const HEADER: u8 = b'H';
 const BATCH: u8 = b'B';
@@ -137,7 +137,7 @@ pub fn parse(data: &[u8]) -> Replay {
         }
         let len = u32::from_le_bytes(rest[0..4].try_into().unwrap_or_default());
         let crc = u32::from_le_bytes(rest[4..8].try_into().unwrap_or_default());
-        if len > MAX_RECORD {
+        if len > MAX_JOURNAL_RECORD {
             out.bad_tail = bad(at, &format!("record length {len} is impossible"));
             return out;
         }

@@ -18,8 +18,6 @@ mod targets;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::thread;
-use std::time::{Duration, Instant};
 
 use crate::util::DEADLINE;
 
@@ -41,22 +39,18 @@ pub(crate) fn journals(dir: &Path) -> Vec<PathBuf> {
 /// file for `name`) exists in `dir`: the transfer of `name` is under way.
 pub(crate) fn wait_transfer_started(dir: &Path, name: &str) {
     let prefix = format!(".{name}.");
-    let end = Instant::now() + DEADLINE;
-    loop {
-        let found = fs::read_dir(dir).is_ok_and(|rd| {
+    let started = || {
+        fs::read_dir(dir).is_ok_and(|rd| {
             rd.flatten()
                 .any(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-        });
-        if found {
-            return;
-        }
-        assert!(
-            Instant::now() < end,
-            "no transfer of {name} started in {}",
-            dir.display()
-        );
-        thread::sleep(Duration::from_millis(10));
-    }
+        })
+    };
+    crate::util::wait_until(
+        &format!("a transfer of {name} in {}", dir.display()),
+        DEADLINE,
+        started,
+        String::new,
+    );
 }
 
 /// The pids of `pid`'s direct children (its rsyncs), from /proc.

@@ -12,4 +12,5 @@ mod rbatch;
 mod rpush;
 mod rsyncd;
 mod rwait;
+mod tree;
 mod util;

@@ -207,11 +207,12 @@ fn faults_state_dir_refusals() {
     let mut first = Proc::spawn(first);
     let mut keep = first.stdin();
     // Wait until the first one holds the lock: its journal exists.
-    let end = std::time::Instant::now() + DEADLINE;
-    while journals(&state).is_empty() {
-        assert!(std::time::Instant::now() < end, "{}", first.dump());
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    crate::util::wait_until(
+        "the first rpush's journal",
+        DEADLINE,
+        || !journals(&state).is_empty(),
+        || first.dump(),
+    );
     for (dir, want) in [
         (&state, "in use by another rpush"),
         (&file, "not a directory"),

@@ -296,11 +296,12 @@ fn stopped_reader(mut reader: Box<dyn std::io::Read + Send>, stdout: std::proces
     });
     sh(s.path(), "touch d/after");
     let want_after = format!("d/ ATTRIB after {pad}\n").into_bytes();
-    let end = Instant::now() + DEADLINE;
-    while !contains(&got.lock().unwrap(), &want_after) {
-        assert!(Instant::now() < end, "no event after the drop reached the consumer");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    crate::util::wait_until(
+        "an event after the drop to reach the consumer",
+        DEADLINE,
+        || contains(&got.lock().unwrap(), &want_after),
+        String::new,
+    );
     p.finish();
     let out = got.lock().unwrap().clone();
     let overflow = format!("d/ Q_OVERFLOW  {pad}\n").into_bytes();

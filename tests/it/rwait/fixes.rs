@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use std::path::Path;
 
-use super::diff::{INOTIFYWAIT, Ready, count_watches, sc, sh};
+use super::diff::{FILES, INOTIFYWAIT, Ready, burst_past_queue, count_watches, sc, sh};
 use crate::util::{DEADLINE, Proc, Scratch, bin, contains, run, visible};
 
 fn rwait(s: &Scratch, args: &[&str]) -> Proc {
@@ -127,24 +127,6 @@ fn new_directory_with_nested_tree_moved_in_is_watched() {
     let out = p.finish();
     // A moved-in tree's existing entries are not "created": no lines for them.
     assert_eq!(lines(&out.stdout), vec!["d/x/y/z/f"]);
-}
-
-/// 1,000 files in d (creating files is slow on some disks: ~0.4 ms each here).
-const FILES: &str = "cd d && seq 1 1000 | xargs touch";
-/// A script that makes more ATTRIB events than the kernel's queue holds
-/// (`fs.inotify.max_queued_events`, 16,384 by default) by re-touching those files;
-/// never two identical events in a row, so the kernel cannot merge any.
-fn burst_past_queue() -> String {
-    let max: u64 = std::fs::read_to_string("/proc/sys/fs/inotify/max_queued_events")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(16384);
-    assert!(
-        max <= 1_000_000,
-        "fs.inotify.max_queued_events is {max}: too large to overflow in a test"
-    );
-    let rounds = max / 1000 + 1;
-    format!("cd d && for i in $(seq {rounds}); do seq 1 1000 | xargs touch; done")
 }
 
 #[test]

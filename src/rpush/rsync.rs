@@ -312,29 +312,25 @@ mod tests {
     }
 
     #[test]
-    fn daemon_argv() {
+    fn daemon_argv_keeps_paths_off_the_command_line_and_the_operator_last() {
+        // What rsync does with the options is tested against real daemons (tests/it);
+        // here, what the command line itself promises.
         let a = strs(&args(&settings(), &target("u@h::m", Transport::Daemon)));
-        assert_eq!(
-            a,
-            [
-                "-a",
-                "-r",
-                "--files-from=-",
-                "--from0",
-                "--relative",
-                "--delete",
-                "--delete-missing-args",
-                "--force",
-                "--modify-window=-1",
-                "--out-format=rpush-item:%i:%b",
-                "--timeout=30",
-                "--contimeout=3",
-                "--password-file=/etc/pw",
-                "--exclude=*.swp",
-                "/src/",
-                "u@h::m",
-            ]
-        );
+        // The only operands: the base, as a directory, and the destination, last.
+        assert_eq!(a[a.len() - 2..], ["/src/", "u@h::m"]);
+        assert!(a[..a.len() - 2].iter().all(|x| x.starts_with('-')), "{a:?}");
+        // The paths come on stdin, NUL-separated.
+        for o in ["--files-from=-", "--from0"] {
+            assert!(a.iter().any(|x| x == o), "{o} in {a:?}");
+        }
+        // Timeouts in whole seconds, rounded up; the password from its file.
+        for o in ["--timeout=30", "--contimeout=3", "--password-file=/etc/pw"] {
+            assert!(a.iter().any(|x| x == o), "{o} in {a:?}");
+        }
+        // The operator's options after ours, so that they can override them.
+        assert_eq!(a[a.len() - 3], "--exclude=*.swp");
+        // The item lines rpush reads back.
+        assert!(a.iter().any(|x| x.starts_with("--out-format=rpush-item:")), "{a:?}");
     }
 
     #[test]

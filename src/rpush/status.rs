@@ -90,7 +90,11 @@ mod tests {
 
     #[test]
     fn escaping() {
+        let s = "a\"b\\c\nd\u{1}\u{7f}é\t\r";
         assert_eq!(escape("a\"b\\c\nd\u{1}é"), "a\\\"b\\\\c\\nd\\u0001é");
+        // Whatever the text, a JSON reader gets it back unchanged.
+        let back: String = serde_json::from_str(&format!("\"{}\"", escape(s))).unwrap();
+        assert_eq!(back, s);
     }
 
     #[test]
@@ -109,13 +113,24 @@ mod tests {
             "running",
             &[h.clone(), HostStatus { name: "b".into(), ..h }],
         );
-        assert!(doc.starts_with("{\n  \"updated\": \"2026-01-01T00:00:00Z\",\n  \"state\": \"running\",\n  \"hosts\": [\n    {\"host\": \"web1\""));
-        assert!(doc.contains("\"pending\": 3, \"running\": false, \"pushes\": 0, \"last_success\": null, \"last_error\": \"rsync exit 5: @ERROR: auth failed\""));
-        assert!(doc.contains("\"retry_in_seconds\": 4.0}"));
-        assert!(doc.ends_with("}\n  ]\n}\n"));
+        let v: serde_json::Value = serde_json::from_str(&doc).expect("valid JSON");
+        assert_eq!(v["updated"], "2026-01-01T00:00:00Z");
+        assert_eq!(v["state"], "running");
+        let hosts = v["hosts"].as_array().unwrap();
+        assert_eq!(hosts.len(), 2);
         assert_eq!(
-            render("t", "done", &[]),
-            "{\n  \"updated\": \"t\",\n  \"state\": \"done\",\n  \"hosts\": [\n  ]\n}\n"
+            hosts[0],
+            serde_json::json!({
+                "host": "web1", "dest": "rsync://u@web1/m/", "pending": 3, "running": false,
+                "pushes": 0, "last_success": null,
+                "last_error": "rsync exit 5: @ERROR: auth failed", "last_error_time": null,
+                "consecutive_failures": 2, "retry_in_seconds": 4.0
+            })
         );
+        assert_eq!(hosts[1]["host"], "b");
+        // A text file: it ends in a newline.
+        assert!(doc.ends_with("}\n"));
+        let empty: serde_json::Value = serde_json::from_str(&render("t", "done", &[])).unwrap();
+        assert_eq!(empty, serde_json::json!({"updated": "t", "state": "done", "hosts": []}));
     }
 }

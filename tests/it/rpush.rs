@@ -82,6 +82,20 @@ pub(crate) fn rpush_cmd(src: &Path, extra: &[&str]) -> Command {
     c
 }
 
+/// rpush's `--status` document, parsed (None while it does not exist or does not parse).
+pub(crate) fn read_status(path: &Path) -> Option<serde_json::Value> {
+    serde_json::from_slice(&fs::read(path).ok()?).ok()
+}
+
+/// The entry of `host` in a status document.
+#[track_caller]
+pub(crate) fn host<'a>(status: &'a serde_json::Value, host: &str) -> &'a serde_json::Value {
+    status["hosts"]
+        .as_array()
+        .and_then(|hs| hs.iter().find(|h| h["host"] == host))
+        .unwrap_or_else(|| panic!("no host {host} in {status}"))
+}
+
 pub(crate) fn count(hay: &[u8], needle: &str) -> usize {
     let n = needle.as_bytes();
     hay.windows(n.len()).filter(|w| *w == n).count()
@@ -412,13 +426,16 @@ fn rpush_wrong_password_is_reported_and_exits_1() {
     wait_converged("the good host", &src, &[&good.module], &rp);
     rp.wait_stderr("@ERROR: auth failed on module mod");
     rp.wait_for("a few retries", DEADLINE, |_, _| {
-        fs::read_to_string(&status).is_ok_and(|j| j.contains("\"consecutive_failures\": 2"))
+        read_status(&status).is_some_and(|j| host(&j, "127.0.0.3")["consecutive_failures"] == 2)
     });
-    let json = fs::read_to_string(&status).unwrap();
-    assert!(json.contains("\"state\": \"running\""), "{json}");
-    assert!(json.contains("\"host\": \"127.0.0.3\""), "{json}");
-    assert!(json.contains("\"pending\": 2"), "{json}");
-    assert!(json.contains("\"last_error\": \"rsync exit 5 (error starting client-server protocol): @ERROR: auth failed on module mod\""), "{json}");
+    let json = read_status(&status).unwrap();
+    assert_eq!(json["state"], "running", "{json}");
+    let bad = host(&json, "127.0.0.3");
+    assert_eq!(bad["pending"], 2, "{json}");
+    assert_eq!(
+        bad["last_error"], "rsync exit 5 (error starting client-server protocol): @ERROR: auth failed on module mod",
+        "{json}"
+    );
     drop(stdin);
     let t0 = Instant::now();
     let out = rp.wait_exit(DEADLINE);
@@ -428,11 +445,13 @@ fn rpush_wrong_password_is_reported_and_exits_1() {
     assert_eq!(count(&out.stderr, "auth failed"), 2, "{}", out.stderr_str()); // the failure + the summary
     assert_stderr(&out, "push failed (permanent, attempt 1)");
     assert_stderr(&out, "not delivered: 127.0.0.3 lacks 2 paths");
-    let json = fs::read_to_string(&status).unwrap();
-    assert!(json.contains("\"state\": \"drain timeout\""), "{json}");
-    assert!(json.contains("\"host\": \"127.0.0.2\", \"dest\": \"rsync://"), "{json}");
-    assert!(
-        json.contains("\"pending\": 0, \"running\": false, \"pushes\": 1"),
+    let json = read_status(&status).unwrap();
+    assert_eq!(json["state"], "drain timeout", "{json}");
+    let good_host = host(&json, "127.0.0.2");
+    assert_eq!(good_host["dest"], good.url().as_str(), "{json}");
+    assert_eq!(
+        (&good_host["pending"], &good_host["running"], &good_host["pushes"]),
+        (&0.into(), &false.into(), &1.into()),
         "{json}"
     );
 }

@@ -39,10 +39,6 @@ impl Plan {
         self.deletions.len() + self.updates.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Every entry, deletions first: the order rsync gets them in.
     pub fn entries(&self) -> impl Iterator<Item = &Vec<u8>> {
         self.deletions.iter().chain(self.updates.iter())

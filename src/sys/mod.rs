@@ -6,9 +6,9 @@
 //! SIGPIPE (`stdio`). This is the only module allowed `unsafe` code (the crate denies it
 //! everywhere else); each block says why it is sound.
 
-pub mod child;
-pub mod getopt;
-pub mod regex;
-pub mod stdio;
-pub mod strftime;
-pub mod syslog;
+pub(crate) mod child;
+pub(crate) mod getopt;
+pub(crate) mod regex;
+pub(crate) mod stdio;
+pub(crate) mod strftime;
+pub(crate) mod syslog;

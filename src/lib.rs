@@ -8,10 +8,12 @@
 //! The binaries in `src/bin` are thin: they hand `std::env::args_os()` to the `run`
 //! function of their module and turn the result into an exit status. Everything that
 //! needs `unsafe` (glibc's getopt_long, strftime and regcomp, which we call on purpose for
-//! byte-exact inotifywait compatibility) lives in [`sys`].
+//! byte-exact inotifywait compatibility; fd 1 and SIGPIPE) lives in `sys`, the one
+//! module allowed it: the crate denies `unsafe_code` everywhere else (Cargo.toml).
 
-pub mod common;
+pub(crate) mod common;
 pub mod rbatch;
 pub mod rpush;
 pub mod rwait;
-pub mod sys;
+#[allow(unsafe_code)]
+pub(crate) mod sys;

@@ -1,6 +1,8 @@
 //! What the three tools share: error-message printing, the clap front door of rbatch and
-//! rpush, and duration parsing.
+//! rpush, duration parsing, the inotify event names, and replacing a file whole.
 
-pub mod cli;
-pub mod duration;
-pub mod msg;
+pub(crate) mod cli;
+pub(crate) mod duration;
+pub(crate) mod events;
+pub(crate) mod fs;
+pub(crate) mod msg;

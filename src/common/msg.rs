@@ -3,13 +3,18 @@
 
 use std::io::Write;
 
-/// Writes `prog: message` and a newline to stderr. Errors writing stderr are ignored:
-/// there is nowhere left to report them.
+/// Writes `prog: message` and a newline to stderr (see [`eprintln_raw`]).
 pub fn eprint(prog: &str, message: &str) {
-    let mut line = Vec::with_capacity(prog.len() + message.len() + 3);
-    line.extend_from_slice(prog.as_bytes());
-    line.extend_from_slice(b": ");
-    line.extend_from_slice(message.as_bytes());
+    eprintln_raw([prog.as_bytes(), b": ", message.as_bytes()].concat());
+}
+
+/// Writes `message` and a newline to stderr in one write, bytes as they are (messages
+/// name paths, and paths are bytes): the one stderr writer. Errors writing stderr are
+/// ignored: there is nowhere left to report them.
+pub fn eprintln_raw(message: impl AsRef<[u8]>) {
+    let message = message.as_ref();
+    let mut line = Vec::with_capacity(message.len() + 1);
+    line.extend_from_slice(message);
     line.push(b'\n');
     let _ = std::io::stderr().lock().write_all(&line);
 }

@@ -85,7 +85,7 @@ pub struct Cli {
 
 /// Where batches go.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Output {
+pub enum Delivery {
     Print,
     /// Program and arguments, never through a shell.
     Exec(Vec<OsString>),
@@ -99,7 +99,7 @@ pub struct Config {
     pub out_delim: u8,
     pub keep_temp: bool,
     pub excludes: Vec<PosixRegex>,
-    pub output: Output,
+    pub output: Delivery,
 }
 
 fn duration(what: &str, s: &str) -> Result<Duration, String> {
@@ -129,9 +129,9 @@ impl Cli {
             }
         }
         let output = match self.exec {
-            Some(argv) if argv.first().is_some_and(|a| !a.is_empty()) => Output::Exec(argv),
+            Some(argv) if argv.first().is_some_and(|a| !a.is_empty()) => Delivery::Exec(argv),
             Some(_) => return Err("--exec: empty command name".into()),
-            None => Output::Print,
+            None => Delivery::Print,
         };
         Ok(Config {
             limits: Limits {
@@ -171,7 +171,7 @@ mod tests {
         assert_eq!(c.limits.max_wait, Duration::from_secs(5));
         assert_eq!(c.limits.max_paths, 10_000);
         assert_eq!((c.in_delim, c.out_delim), (b'\n', b'\n'));
-        assert_eq!(c.output, Output::Print);
+        assert_eq!(c.output, Delivery::Print);
         assert_eq!(c.input, InputFormat::Auto);
     }
 
@@ -182,7 +182,7 @@ mod tests {
         assert_eq!(c.in_delim, 0);
         assert_eq!(
             c.output,
-            Output::Exec(["cmd", "-x", "--exclude", "y"].iter().map(OsString::from).collect())
+            Delivery::Exec(["cmd", "-x", "--exclude", "y"].iter().map(OsString::from).collect())
         );
         assert!(c.excludes.is_empty());
     }

@@ -4,7 +4,7 @@
 //!
 //! A batch closes when no path arrived for `quiet`, when its oldest path has waited
 //! `max_wait` (constant activity must not starve it: the complaint every pure debounce
-//! gets, §4 of the landscape note), or when it holds `max_paths` distinct paths. Within
+//! gets: docs/background.md, "Batching"), or when it holds `max_paths` distinct paths. Within
 //! a batch each path appears once, in the order first seen, and a directory that stands
 //! for its whole tree (created, moved in, overflow root) absorbs the paths below it.
 //!
@@ -74,6 +74,7 @@ impl Coalescer {
         self.entries.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

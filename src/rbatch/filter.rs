@@ -64,8 +64,8 @@ fn basename(path: &[u8]) -> &[u8] {
     }
 }
 
-/// True for names only an editor or tool creates for itself (§3 item 2 of the
-/// landscape note), each with a non-empty user part so that `.swp` or `.#` alone stay.
+/// True for names only an editor or tool creates for itself (docs/background.md,
+/// "Editor and tool temporaries"), each with a non-empty user part so that `.swp` or `.#` alone stay.
 pub fn is_artefact(name: &[u8]) -> bool {
     let between = |prefix: &[u8], suffix: &[u8]| {
         name.len() > prefix.len() + suffix.len() && name.starts_with(prefix) && name.ends_with(suffix)

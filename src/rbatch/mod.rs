@@ -1,16 +1,16 @@
 //! rbatch: coalesces a stream of inotifywait/rwait events (or bare paths) into batches
 //! of distinct paths, one batch each time the stream goes quiet, for rpush or a command.
 //!
-//! The pipeline is parse ([`parse`]) → filter ([`filter`]) → merge ([`coalesce`]) →
-//! deliver ([`run`]); the command line is checked into a [`cli::Config`] before anything
+//! The pipeline is parse (`parse`) → filter (`filter`) → merge (`coalesce`) →
+//! deliver (`run`); the command line is checked into a `cli::Config` before anything
 //! runs. Why batching works the way it does (quiet period + hard max wait + size cap) is
-//! in §3-§4 of the landscape note and in `man/rbatch.1`.
+//! in docs/background.md ("Batching") and in `man/rbatch.1`.
 
-pub mod cli;
-pub mod coalesce;
-pub mod filter;
-pub mod parse;
-pub mod run;
+pub(crate) mod cli;
+pub(crate) mod coalesce;
+pub(crate) mod filter;
+pub(crate) mod parse;
+pub(crate) mod run;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

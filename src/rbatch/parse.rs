@@ -14,6 +14,10 @@
 
 use std::collections::VecDeque;
 
+use crate::common::events::{
+    ATTRIB, CLOSE, CLOSE_WRITE, CREATE, DELETE, DELETE_SELF, ISDIR, MODIFY, MOVE_SELF, MOVED_FROM, MOVED_TO, NAMES,
+    Q_OVERFLOW,
+};
 use crate::common::msg::escape_bytes;
 
 /// How input records are to be read (`--input`).
@@ -50,42 +54,10 @@ pub trait Sink {
     fn problem(&mut self, line: u64, message: String);
 }
 
-// Bits in inotifywait's print order (§2.5 of the behaviour note); the order only matters
-// for the table, a list is accepted in any order.
-const NAMES: [&[u8]; 18] = [
-    b"ACCESS",
-    b"MODIFY",
-    b"ATTRIB",
-    b"CLOSE_WRITE",
-    b"CLOSE_NOWRITE",
-    b"OPEN",
-    b"MOVED_FROM",
-    b"MOVED_TO",
-    b"CREATE",
-    b"DELETE",
-    b"DELETE_SELF",
-    b"UNMOUNT",
-    b"Q_OVERFLOW",
-    b"IGNORED",
-    b"CLOSE",
-    b"MOVE_SELF",
-    b"ISDIR",
-    b"ONESHOT",
-];
-const MODIFY: u32 = 1 << 1;
-const ATTRIB: u32 = 1 << 2;
-const CLOSE_WRITE: u32 = 1 << 3;
-const MOVED_FROM: u32 = 1 << 6;
-const MOVED_TO: u32 = 1 << 7;
-const CREATE: u32 = 1 << 8;
-const DELETE: u32 = 1 << 9;
-const DELETE_SELF: u32 = 1 << 10;
-const Q_OVERFLOW: u32 = 1 << 12;
-const MOVE_SELF: u32 = 1 << 15;
-const ISDIR: u32 = 1 << 16;
 /// inotifywait prints `0x%08x` when no bit it knows is set; we cannot tell what
 /// happened, so such an event counts as a change (passing a path on costs nothing).
-const UNKNOWN: u32 = 1 << 31;
+/// A bit that no event name stands for (the kernel leaves 0x1000 unused).
+const UNKNOWN: u32 = 0x1000;
 /// Events after which the file system may differ. ACCESS, OPEN, CLOSE_NOWRITE, IGNORED
 /// and UNMOUNT change nothing a copy needs to know about.
 const CHANGES: u32 = MODIFY
@@ -116,13 +88,17 @@ pub fn parse_events(tok: &[u8]) -> Option<u32> {
     if tok.is_empty() || !tok[0].is_ascii_uppercase() {
         return None;
     }
-    let mut bits = 0u32;
+    let (mut bits, mut seen) = (0u32, 0u32);
     for name in tok.split(|&b| b == b',') {
-        let i = NAMES.iter().position(|n| *n == name)?;
-        if bits & (1 << i) != 0 {
+        let i = NAMES.iter().position(|(_, n)| n.as_bytes() == name)?;
+        if seen & (1 << i) != 0 {
             return None;
         }
-        bits |= 1 << i;
+        seen |= 1 << i;
+        // CLOSE is printed beside the close bit that is set: it adds nothing itself.
+        if NAMES[i].0 != CLOSE {
+            bits |= NAMES[i].0;
+        }
     }
     Some(bits)
 }
@@ -236,7 +212,7 @@ fn split_csv(rec: &[u8], bufs: &mut [Vec<u8>; 3]) -> Csv {
 /// the whole line for a file name.
 fn looks_like_event(rec: &[u8]) -> bool {
     rec.split(|&b| b == b' ' || b == b',' || b == b'"')
-        .any(|w| !w.is_empty() && NAMES.contains(&w))
+        .any(|w| !w.is_empty() && NAMES.iter().any(|(_, n)| n.as_bytes() == w))
 }
 
 /// A record text for a message: escaped, and cut so a huge line cannot flood a log.

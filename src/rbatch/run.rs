@@ -25,7 +25,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::common::msg::{eprint, escape_bytes};
 
-use super::cli::{Config, Output};
+use super::cli::{Config, Delivery};
 use super::coalesce::{Batch, Coalescer, normalize};
 use super::filter::{Filter, Verdict};
 use super::parse::{Kind, Parser, Sink};
@@ -34,7 +34,7 @@ const PROG: &str = "rbatch";
 
 /// A record longer than this cannot be a path (PATH_MAX is 4096) or an event line; it
 /// is skipped rather than buffered, so no input can make memory grow without bound.
-const MAX_RECORD: usize = 1 << 20;
+const MAX_EVENT_LINE: usize = 1 << 20;
 
 /// An error text without Rust's `(os error N)` suffix: `Broken pipe`, as C tools say it.
 pub use crate::common::msg::os_error as cause;
@@ -45,9 +45,9 @@ struct Fatal {
     undelivered: usize,
 }
 
-fn deliver(output: &Output, delim: u8, batch: &Batch) -> Result<(), Fatal> {
+fn deliver(output: &Delivery, delim: u8, batch: &Batch) -> Result<(), Fatal> {
     match output {
-        Output::Print => {
+        Delivery::Print => {
             let stdout = io::stdout();
             let mut w = BufWriter::with_capacity(64 * 1024, stdout.lock());
             write_paths(&mut w, batch, delim)
@@ -58,7 +58,7 @@ fn deliver(output: &Output, delim: u8, batch: &Batch) -> Result<(), Fatal> {
                     undelivered: batch.paths.len(),
                 })
         }
-        Output::Exec(argv) => match run_exec(argv, delim, batch) {
+        Delivery::Exec(argv) => match run_exec(argv, delim, batch) {
             Some(fatal) => Err(fatal),
             None => Ok(()),
         },
@@ -188,7 +188,7 @@ struct Input {
     line: u64,
     /// End of input was read: an unterminated last record is a record.
     eof: bool,
-    /// Inside a record longer than `MAX_RECORD`, discarding up to its end.
+    /// Inside a record longer than `MAX_EVENT_LINE`, discarding up to its end.
     skipping: bool,
 }
 
@@ -236,12 +236,12 @@ impl Input {
                 Some(i) => (&rest[..i], i + 1),
                 None if self.eof && !rest.is_empty() => (rest, rest.len()),
                 None => {
-                    if rest.len() >= MAX_RECORD {
+                    if rest.len() >= MAX_EVENT_LINE {
                         if !self.skipping {
                             eprint(
                                 PROG,
                                 &format!(
-                                    "line {}: longer than {MAX_RECORD} bytes, so neither a path nor an \
+                                    "line {}: longer than {MAX_EVENT_LINE} bytes, so neither a path nor an \
                                      event line (skipped)",
                                     self.line + 1
                                 ),

@@ -14,7 +14,7 @@
 //! and `secret.txt`), and no fragment may make rpush read outside the base, delete
 //! outside it, or sync the base as a whole.
 //!
-//! Memory is bounded whatever the input: a record longer than [`MAX_RECORD`] cannot be a
+//! Memory is bounded whatever the input: a record longer than [`MAX_PATH_RECORD`] cannot be a
 //! path (PATH_MAX is 4096) and is skipped without being buffered, and a batch is handed
 //! on once it holds [`MAX_BATCH`] paths even without an empty record.
 
@@ -23,7 +23,7 @@ use std::io::{self, Read};
 use super::paths;
 
 /// The longest record kept; longer ones are reported and skipped.
-pub const MAX_RECORD: usize = 64 * 1024;
+pub const MAX_PATH_RECORD: usize = 64 * 1024;
 /// A batch is handed on at this many paths (rbatch's default `--max-paths`).
 pub const MAX_BATCH: usize = 10_000;
 
@@ -131,8 +131,8 @@ impl<R: Read> BatchReader<R> {
     }
 
     /// The next record, or `None` at end of input. Retries interrupted reads. A record
-    /// over `MAX_RECORD` is dropped as it is read, so the buffer never exceeds
-    /// `MAX_RECORD` plus one read.
+    /// over `MAX_PATH_RECORD` is dropped as it is read, so the buffer never exceeds
+    /// `MAX_PATH_RECORD` plus one read.
     fn next_record(&mut self) -> io::Result<Option<Record>> {
         let mut scanned = self.start;
         let mut dropped = 0usize;
@@ -140,7 +140,7 @@ impl<R: Read> BatchReader<R> {
             if let Some(i) = self.buf[scanned..].iter().position(|&b| b == self.delim) {
                 let end = scanned + i;
                 let len = dropped + end - self.start;
-                let rec = if dropped > 0 || len > MAX_RECORD {
+                let rec = if dropped > 0 || len > MAX_PATH_RECORD {
                     Record::TooLong(len)
                 } else {
                     Record::Bytes(self.buf[self.start..end].to_vec())
@@ -152,7 +152,7 @@ impl<R: Read> BatchReader<R> {
             if self.eof {
                 if self.start < self.buf.len() || dropped > 0 {
                     let len = dropped + self.buf.len() - self.start;
-                    let rec = if dropped > 0 || len > MAX_RECORD {
+                    let rec = if dropped > 0 || len > MAX_PATH_RECORD {
                         Record::TooLong(len)
                     } else {
                         Record::Bytes(self.buf[self.start..].to_vec())
@@ -162,7 +162,7 @@ impl<R: Read> BatchReader<R> {
                 }
                 return Ok(None);
             }
-            if self.buf.len() - self.start > MAX_RECORD {
+            if self.buf.len() - self.start > MAX_PATH_RECORD {
                 // No delimiter in sight: forget the bytes, remember only how many.
                 dropped += self.buf.len() - self.start;
                 self.buf.clear();
@@ -356,9 +356,9 @@ mod tests {
     #[test]
     fn overlong_records_are_skipped_without_buffering_them() {
         let mut input = b"/src/a\n".to_vec();
-        input.extend(std::iter::repeat_n(b'x', 3 * MAX_RECORD));
+        input.extend(std::iter::repeat_n(b'x', 3 * MAX_PATH_RECORD));
         input.extend_from_slice(b"\n/src/b\n\n");
-        input.extend(std::iter::repeat_n(b'y', MAX_RECORD + 1));
+        input.extend(std::iter::repeat_n(b'y', MAX_PATH_RECORD + 1));
         let mut r = BatchReader::new(&input[..], b'\n', res(b"/", b"/src"));
         let mut skipped = vec![];
         let mut got = vec![];
@@ -371,10 +371,10 @@ mod tests {
             .unwrap()
         {
             got.push(b);
-            assert!(r.buf.capacity() <= 4 * MAX_RECORD, "{}", r.buf.capacity());
+            assert!(r.buf.capacity() <= 4 * MAX_PATH_RECORD, "{}", r.buf.capacity());
         }
         assert_eq!(got, vec![v(&[b"a", b"b"])]);
-        assert_eq!(skipped, vec![3 * MAX_RECORD, MAX_RECORD + 1]);
+        assert_eq!(skipped, vec![3 * MAX_PATH_RECORD, MAX_PATH_RECORD + 1]);
     }
 
     #[test]
@@ -418,7 +418,7 @@ mod tests {
                 }
                 total += b.len();
                 proptest::prop_assert!(total <= data.len() + 1);
-                proptest::prop_assert!(r.buf.capacity() <= 4 * MAX_RECORD);
+                proptest::prop_assert!(r.buf.capacity() <= 4 * MAX_PATH_RECORD);
             }
         }
     }

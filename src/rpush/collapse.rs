@@ -2,7 +2,7 @@
 //!
 //! rsync's `--delete-missing-args` deletes a listed path that is gone from the source,
 //! but when the path's parent directories are gone too it deletes only the leaf, leaves
-//! the parents behind and exits 24 (sync-landscape §5.3 item 4; rsync bug 12569). Listing
+//! the parents behind and exits 24 (docs/background.md, rsync; rsync bug 12569). Listing
 //! the *topmost* missing directory instead deletes the whole subtree and exits 0. So each
 //! missing path is replaced by its topmost missing ancestor below the base. An ancestor
 //! that exists but is no longer a directory (a directory replaced by a file) is listed
@@ -12,7 +12,7 @@
 //! (with `--delete` inside it), so its children need no entries of their own.
 //!
 //! Deletions come first in the list: rsync 3.4.3 aborted with "invalid file mode 00"
-//! when a missing entry followed an existing one (§5.2, RsyncProject/rsync #910).
+//! when a missing entry followed an existing one (RsyncProject/rsync #910).
 //!
 //! Pure: the file system is seen only through the `stat` function passed in, so the unit
 //! tests use a table.
@@ -37,10 +37,6 @@ pub struct Plan {
 impl Plan {
     pub fn len(&self) -> usize {
         self.deletions.len() + self.updates.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Every entry, deletions first: the order rsync gets them in.
@@ -133,7 +129,7 @@ mod tests {
 
     #[test]
     fn deleted_subtree_collapses_to_its_topmost_missing_dir() {
-        // §5.3 item 4: p/q/r, p/q and p all gone.
+        // p/q/r, p/q and p all gone: only p is listed.
         let (d, u) = plan(&["p/q/r", "p/q", "p", "p/keep"], &["a/", "a/f"]);
         assert_eq!(d, v(&["p"]));
         assert!(u.is_empty());

@@ -174,7 +174,7 @@ impl Config {
         let hosts = sources.resolve()?;
 
         if let Some(pf) = &cli.password_file {
-            // rsync refuses an other-accessible password file (exit 1, §5.4); say so now.
+            // rsync refuses an other-accessible password file (exit 1); say so now.
             let m = pf
                 .metadata()
                 .map_err(|e| format!("--password-file {}: {}", pf.display(), os_error(&e)))?;
@@ -269,7 +269,6 @@ impl Config {
 /// descriptor that stays open (leaked on purpose) until rpush exits, when the kernel
 /// drops it, however rpush ends.
 fn open_state_dir(cwd: &[u8], d: &Path) -> Result<PathBuf, String> {
-    use std::os::fd::IntoRawFd;
     use std::os::unix::fs::DirBuilderExt;
     let shown = d.display();
     let abs = PathBuf::from(OsString::from_vec(paths::normalize(cwd, d.as_os_str().as_bytes())));
@@ -289,15 +288,16 @@ fn open_state_dir(cwd: &[u8], d: &Path) -> Result<PathBuf, String> {
         .write(true)
         .open(abs.join("lock"))
         .map_err(|e| format!("--state-dir {shown}: {}", os_error(&e)))?;
-    let fd = lock.into_raw_fd();
-    // SAFETY: flock(2) on a descriptor we own; no memory is involved.
-    if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        let e = std::io::Error::last_os_error();
-        return Err(if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-            format!("--state-dir {shown}: in use by another rpush (one rpush per state directory)")
-        } else {
-            format!("--state-dir {shown}: lock: {}", os_error(&e))
-        });
+    use nix::fcntl::{Flock, FlockArg};
+    match Flock::lock(lock, FlockArg::LockExclusiveNonblock) {
+        // Held until rpush exits: the kernel drops it with the descriptor.
+        Ok(held) => std::mem::forget(held),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+            return Err(format!(
+                "--state-dir {shown}: in use by another rpush (one rpush per state directory)"
+            ));
+        }
+        Err((_, e)) => return Err(format!("--state-dir {shown}: lock: {}", os_error(&e.into()))),
     }
     Ok(abs)
 }

@@ -39,26 +39,15 @@ use std::path::{Path, PathBuf};
 pub const MAGIC: &[u8; 16] = b"rpush-journal 1\n";
 
 /// No record is bigger than this; a larger length field is corruption, not a batch.
-pub const MAX_RECORD: u32 = 256 << 20;
+pub const MAX_JOURNAL_RECORD: u32 = 256 << 20;
 
 const HEADER: u8 = b'H';
 const BATCH: u8 = b'B';
 
 /// CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320), as zlib and `cksum -a crc32b`
-/// compute it. Bitwise: journals are small and a table is not worth its 1 KiB.
-pub fn crc32(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
+/// compute it: part of the on-disk format (record checksums and file names).
+fn crc32(data: &[u8]) -> u32 {
+    crc32fast::hash(data)
 }
 
 /// The journal's file name for a destination: readable, and unique through the CRC.
@@ -148,7 +137,7 @@ pub fn parse(data: &[u8]) -> Replay {
         }
         let len = u32::from_le_bytes(rest[0..4].try_into().unwrap_or_default());
         let crc = u32::from_le_bytes(rest[4..8].try_into().unwrap_or_default());
-        if len > MAX_RECORD {
+        if len > MAX_JOURNAL_RECORD {
             out.bad_tail = bad(at, &format!("record length {len} is impossible"));
             return out;
         }
@@ -208,11 +197,6 @@ pub struct Journal {
 
 fn open_append(path: &Path) -> io::Result<File> {
     OpenOptions::new().append(true).create(true).mode(0o600).open(path)
-}
-
-/// fsync of a directory, so a rename or a new file in it survives a crash.
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 impl Journal {
@@ -276,23 +260,7 @@ impl Journal {
         if !pending.is_empty() {
             data.extend_from_slice(&record(&batch_payload(pending)));
         }
-        let mut tmp = self.path.as_os_str().to_os_string();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
-        {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(&data)?;
-            f.sync_all()?;
-        }
-        fs::rename(&tmp, &self.path)?;
-        if let Some(dir) = self.path.parent() {
-            sync_dir(dir)?;
-        }
+        crate::common::fs::replace_file(&self.path, &data, 0o600, true)?;
         self.file = open_append(&self.path)?;
         self.size = data.len() as u64;
         Ok(())
@@ -331,6 +299,40 @@ mod tests {
         // The "check" value of CRC-32/ISO-HDLC for the ASCII digits 1 to 9.
         assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
         assert_eq!(crc32(b""), 0);
+    }
+
+    /// A journal written by rpush before the CRC came from `crc32fast` (file name and
+    /// bytes as they were on disk): the format must stay exactly this.
+    const OLD_DEST: &str = "rsync://pusher@127.0.0.2:8730/mod/";
+    const OLD_NAME: &str = "rsync___pusher@127.0.0.2_8730_mod_-4dda0dd6.journal";
+    const OLD_JOURNAL: &[u8] = b"rpush-journal 1\n(\x00\x00\x00t-s\xe6Hrsync://pusher@127.0.0.2:8730/mod/\x00/src\x0f\x00\x00\x00\x90r\xd3\xa1Ba\x00new\nline\x00\xff-\x00\x02\x00\x00\x00x?\x96\x83B\x00";
+
+    #[test]
+    fn a_journal_written_before_reads_and_is_written_the_same() {
+        assert_eq!(file_name(OLD_DEST), OLD_NAME);
+        let r = parse(OLD_JOURNAL);
+        assert_eq!(r.bad_tail, None);
+        assert_eq!(
+            (r.dest.as_deref(), r.base.as_deref()),
+            (Some(OLD_DEST), Some(&b"/src"[..]))
+        );
+        assert_eq!(r.batches, 2);
+        assert_eq!(r.paths, set(&[b"", b"a", b"new\nline", b"\xff-"]));
+        // The same appends today give the same bytes under the same name.
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join(OLD_NAME), OLD_JOURNAL).unwrap();
+        let (_, replay) = Journal::open(d.path(), OLD_DEST, b"/src").unwrap();
+        assert_eq!(replay, r);
+        assert_eq!(
+            fs::read(d.path().join(OLD_NAME)).unwrap(),
+            OLD_JOURNAL,
+            "opened without a rewrite"
+        );
+        let e = tempfile::tempdir().unwrap();
+        let (mut j, _) = Journal::open(e.path(), OLD_DEST, b"/src").unwrap();
+        j.append(&set(&[b"a", b"new\nline", b"\xff-"])).unwrap();
+        j.append(&set(&[b""])).unwrap();
+        assert_eq!(fs::read(e.path().join(OLD_NAME)).unwrap(), OLD_JOURNAL);
     }
 
     #[test]

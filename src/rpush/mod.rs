@@ -7,37 +7,37 @@
 //!
 //! The flow is parse → validate → run:
 //!
-//! * [`cli`]: the clap definition (also what completions are generated from, see
-//!   [`command`]);
-//! * [`config`]: checks everything (hosts files line by line, the base, the password
-//!   file's mode) into a [`config::Config`] before anything runs; usage errors exit 2;
-//! * [`run`]: the reader thread, one [`worker`] per host, the drain at end of input.
+//! * `cli`: the clap definition (also what completions are generated from, see
+//!   `command`);
+//! * `config`: checks everything (hosts files line by line, the base, the password
+//!   file's mode) into a `config::Config` before anything runs; usage errors exit 2;
+//! * `run`: the reader thread, one `worker` per host, the drain at end of input.
 //!
 //! The decisions that need care are pure functions with their own tests:
-//! [`collapse`] (deletions to the topmost missing directory), [`retry`] (backoff with
-//! an injected clock), [`rsync`] (argv and exit-status classification), [`paths`],
-//! [`batch`], [`hosts`], [`status`].
+//! `collapse` (deletions to the topmost missing directory), `retry` (backoff with
+//! an injected clock), `rsync` (argv and exit-status classification), `paths`,
+//! `batch`, `hosts`, `status`.
 //!
-//! [`journal`] keeps each host's pending paths on disk with `--state-dir`, so a restart
+//! `journal` keeps each host's pending paths on disk with `--state-dir`, so a restart
 //! (even after SIGKILL) resumes where rpush stopped.
 //!
 //! Deliberately not here: filtering of editor temp files (rwait/rbatch's job), moves as
 //! remote `mv` (a move is a deletion plus a copy in one batch).
 
-pub mod batch;
-pub mod cli;
-pub mod collapse;
-pub mod config;
-pub mod hosts;
-pub mod journal;
-pub mod log;
-pub mod paths;
-pub mod progress;
-pub mod retry;
-pub mod rsync;
-pub mod run;
-pub mod status;
-pub mod worker;
+pub(crate) mod batch;
+pub(crate) mod cli;
+pub(crate) mod collapse;
+pub(crate) mod config;
+pub(crate) mod hosts;
+pub(crate) mod journal;
+pub(crate) mod log;
+pub(crate) mod paths;
+pub(crate) mod progress;
+pub(crate) mod retry;
+pub(crate) mod rsync;
+pub(crate) mod run;
+pub(crate) mod status;
+pub(crate) mod worker;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

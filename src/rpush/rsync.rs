@@ -2,9 +2,9 @@
 //!
 //! Paths never appear on the command line: they go NUL-separated to rsync's stdin
 //! (`--files-from=- --from0`), so a name like `-esh -c ...` cannot become an option
-//! (sync-landscape §3 item 6). The only operands are the base and the destination, both
-//! from the operator. The exit classification follows §5.4 of the landscape note, using
-//! rsync's stderr where one code has two meanings (5 and 255).
+//! (it did in the naive `rsync -a "$f" host:` loop). The only operands are the base and
+//! the destination, both from the operator. The exit classification is the table in
+//! docs/background.md ("Exit codes"), using rsync's stderr where one code has two meanings (5 and 255).
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
@@ -46,10 +46,10 @@ pub fn args(s: &Settings, target: &Target) -> Vec<OsString> {
         "--from0",
         "--relative",
         // Inside a listed directory, remove what the source no longer has; implied
-        // parents are not touched (§5.1). This is what makes "." a full sync.
+        // parents are not touched. This is what makes "." a full sync.
         "--delete",
         "--delete-missing-args",
-        // Non-empty directories and directory→file changes need it (§5.1, §5.3).
+        // Non-empty directories and directory→file changes need it.
         "--force",
         // Compare modification times to the nanosecond: at rsync's default one-second
         // granularity a parent directory touched within the same second is "unchanged",
@@ -182,7 +182,7 @@ pub enum Verdict {
     },
 }
 
-/// Classifies an rsync exit (sync-landscape §5.4). `stderr` decides the ambiguous codes.
+/// Classifies an rsync exit (docs/background.md, "Exit codes"). `stderr` decides the ambiguous codes.
 pub fn classify(ended: Ended, stderr: &[u8]) -> Verdict {
     use Class::{Permanent as P, Temporary as T};
     let text = String::from_utf8_lossy(stderr).to_ascii_lowercase();
@@ -190,7 +190,7 @@ pub fn classify(ended: Ended, stderr: &[u8]) -> Verdict {
     let (class, what) = match ended {
         Ended::Code(0) => return Verdict::Ok { vanished: false },
         // The batch was collapsed to topmost missing directories, so 24 means a file
-        // changed while rsync ran: normal in a live tree (§5.4).
+        // changed while rsync ran: normal in a live tree.
         Ended::Code(24) => return Verdict::Ok { vanished: true },
         Ended::Watchdog => (T, "killed by the watchdog (no progress)".to_string()),
         Ended::NotStarted => (P, "could not start rsync".to_string()),
@@ -312,29 +312,25 @@ mod tests {
     }
 
     #[test]
-    fn daemon_argv() {
+    fn daemon_argv_keeps_paths_off_the_command_line_and_the_operator_last() {
+        // What rsync does with the options is tested against real daemons (tests/it);
+        // here, what the command line itself promises.
         let a = strs(&args(&settings(), &target("u@h::m", Transport::Daemon)));
-        assert_eq!(
-            a,
-            [
-                "-a",
-                "-r",
-                "--files-from=-",
-                "--from0",
-                "--relative",
-                "--delete",
-                "--delete-missing-args",
-                "--force",
-                "--modify-window=-1",
-                "--out-format=rpush-item:%i:%b",
-                "--timeout=30",
-                "--contimeout=3",
-                "--password-file=/etc/pw",
-                "--exclude=*.swp",
-                "/src/",
-                "u@h::m",
-            ]
-        );
+        // The only operands: the base, as a directory, and the destination, last.
+        assert_eq!(a[a.len() - 2..], ["/src/", "u@h::m"]);
+        assert!(a[..a.len() - 2].iter().all(|x| x.starts_with('-')), "{a:?}");
+        // The paths come on stdin, NUL-separated.
+        for o in ["--files-from=-", "--from0"] {
+            assert!(a.iter().any(|x| x == o), "{o} in {a:?}");
+        }
+        // Timeouts in whole seconds, rounded up; the password from its file.
+        for o in ["--timeout=30", "--contimeout=3", "--password-file=/etc/pw"] {
+            assert!(a.iter().any(|x| x == o), "{o} in {a:?}");
+        }
+        // The operator's options after ours, so that they can override them.
+        assert_eq!(a[a.len() - 3], "--exclude=*.swp");
+        // The item lines rpush reads back.
+        assert!(a.iter().any(|x| x.starts_with("--out-format=rpush-item:")), "{a:?}");
     }
 
     #[test]

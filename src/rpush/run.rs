@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::batch::{BatchReader, MAX_RECORD, Resolver, Skipped};
+use super::batch::{BatchReader, MAX_PATH_RECORD, Resolver, Skipped};
 use super::config::Config;
 use super::journal::{self, Journal};
 use super::status::{self, HostStatus};
@@ -241,7 +241,7 @@ fn report_skipped(sh: &Shared, base: &str, s: Skipped) {
             .log
             .info(&format!("{}: outside the base {base}, skipped", escape_bytes(p))),
         Skipped::TooLong(n) => sh.log.error(&format!(
-            "input record of {n} bytes skipped: longer than {MAX_RECORD}, so not a path"
+            "input record of {n} bytes skipped: longer than {MAX_PATH_RECORD}, so not a path"
         )),
         Skipped::Relative(p) => sh.log.error(&format!(
             "input record {}: a relative path without -C, refused (part of a file name \

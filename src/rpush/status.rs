@@ -6,8 +6,6 @@
 //! reader never sees half a document. The JSON is produced by hand (a dozen lines of
 //! escaping) rather than pulling in serde for one flat structure.
 
-use std::fs;
-use std::io::Write;
 use std::path::Path;
 
 /// What the status file says about one host.
@@ -80,29 +78,10 @@ pub fn render(updated: &str, state: &str, hosts: &[HostStatus]) -> String {
     out
 }
 
-/// Replaces `path` with `content` atomically (temporary file + rename).
+/// Replaces `path` with `content` atomically (see `common::fs`); mode 0666 less the
+/// umask, as any file rpush creates for others to read.
 pub fn write_atomic(path: &Path, content: &str) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| std::io::Error::other("not a file name"))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".tmp{}", std::process::id()));
-    let tmp = dir.join(tmp_name);
-    let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(content.as_bytes())?;
-        f.sync_data()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    crate::common::fs::replace_file(path, content.as_bytes(), 0o666, false)
 }
 
 #[cfg(test)]
@@ -111,7 +90,11 @@ mod tests {
 
     #[test]
     fn escaping() {
+        let s = "a\"b\\c\nd\u{1}\u{7f}é\t\r";
         assert_eq!(escape("a\"b\\c\nd\u{1}é"), "a\\\"b\\\\c\\nd\\u0001é");
+        // Whatever the text, a JSON reader gets it back unchanged.
+        let back: String = serde_json::from_str(&format!("\"{}\"", escape(s))).unwrap();
+        assert_eq!(back, s);
     }
 
     #[test]
@@ -130,23 +113,24 @@ mod tests {
             "running",
             &[h.clone(), HostStatus { name: "b".into(), ..h }],
         );
-        assert!(doc.starts_with("{\n  \"updated\": \"2026-01-01T00:00:00Z\",\n  \"state\": \"running\",\n  \"hosts\": [\n    {\"host\": \"web1\""));
-        assert!(doc.contains("\"pending\": 3, \"running\": false, \"pushes\": 0, \"last_success\": null, \"last_error\": \"rsync exit 5: @ERROR: auth failed\""));
-        assert!(doc.contains("\"retry_in_seconds\": 4.0}"));
-        assert!(doc.ends_with("}\n  ]\n}\n"));
+        let v: serde_json::Value = serde_json::from_str(&doc).expect("valid JSON");
+        assert_eq!(v["updated"], "2026-01-01T00:00:00Z");
+        assert_eq!(v["state"], "running");
+        let hosts = v["hosts"].as_array().unwrap();
+        assert_eq!(hosts.len(), 2);
         assert_eq!(
-            render("t", "done", &[]),
-            "{\n  \"updated\": \"t\",\n  \"state\": \"done\",\n  \"hosts\": [\n  ]\n}\n"
+            hosts[0],
+            serde_json::json!({
+                "host": "web1", "dest": "rsync://u@web1/m/", "pending": 3, "running": false,
+                "pushes": 0, "last_success": null,
+                "last_error": "rsync exit 5: @ERROR: auth failed", "last_error_time": null,
+                "consecutive_failures": 2, "retry_in_seconds": 4.0
+            })
         );
-    }
-
-    #[test]
-    fn atomic_write_replaces_the_file() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("status.json");
-        write_atomic(&p, "one").unwrap();
-        write_atomic(&p, "two").unwrap();
-        assert_eq!(fs::read_to_string(&p).unwrap(), "two");
-        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1);
+        assert_eq!(hosts[1]["host"], "b");
+        // A text file: it ends in a newline.
+        assert!(doc.ends_with("}\n"));
+        let empty: serde_json::Value = serde_json::from_str(&render("t", "done", &[])).unwrap();
+        assert_eq!(empty, serde_json::json!({"updated": "t", "state": "done", "hosts": []}));
     }
 }

@@ -84,12 +84,9 @@ impl Dirs {
         self.by_key.get(k).map(|p| &**p)
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.by_key.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_key.is_empty()
     }
 
     /// Remembers that `k` is the directory at `path` (ending in `/`); whatever was
@@ -1056,11 +1053,11 @@ mod tests {
     fn the_kernel_is_asked_for_what_is_printed_and_what_the_cache_needs() {
         let tracking = fan::FAN_ONDIR | fan::FAN_CREATE | fan::FAN_DELETE;
         for (print, renames, want) in [
-            (MODIFY, true, fan::FAN_MODIFY | tracking | fan::FAN_RENAME),
+            (MODIFY, true, libc::FAN_MODIFY | tracking | fan::FAN_RENAME),
             (
                 CLOSE_WRITE | ATTRIB,
                 false,
-                fan::FAN_CLOSE_WRITE | fan::FAN_ATTRIB | tracking | fan::FAN_MOVED_FROM | fan::FAN_MOVED_TO,
+                libc::FAN_CLOSE_WRITE | libc::FAN_ATTRIB | tracking | fan::FAN_MOVED_FROM | fan::FAN_MOVED_TO,
             ),
             // Moves, MOVE_SELF and DELETE_SELF come from the renames and deletes.
             (MOVED_TO | MOVE_SELF | DELETE_SELF, true, tracking | fan::FAN_RENAME),

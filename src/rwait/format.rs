@@ -3,7 +3,8 @@
 //!
 //! `--format` is tokenised once at start-up, so the per-event cost is a walk over a few
 //! tokens appending into one output buffer. One intentional divergence: inotifywait
-//! builds records in a 4096-byte buffer and garbles longer ones; rwait prints them whole.
+//! builds records in a 4096-byte buffer, garbles longer ones and rejects a format
+//! longer than that buffer (newline included); rwait accepts it and prints records whole.
 
 use std::ffi::CString;
 

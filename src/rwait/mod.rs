@@ -2,13 +2,14 @@
 //! exit statuses as inotifywait 3.22.6, plus fixes for its known bugs (see
 //! `man/rwait.1`, DIFFERENCES).
 
-pub mod cli;
-pub mod events;
-pub mod fanotify;
-pub mod format;
-pub mod output;
-pub mod run;
-pub mod track;
-pub mod watch;
+pub(crate) mod cli;
+pub(crate) mod events;
+pub(crate) mod fanotify;
+pub(crate) mod format;
+pub(crate) mod output;
+pub(crate) mod run;
+pub(crate) mod track;
+pub(crate) mod watch;
 
+pub use cli::command;
 pub use run::main;

@@ -25,13 +25,16 @@
 use std::fs::File;
 use std::io::{self, Write};
 use std::mem::ManuallyDrop;
-use std::os::fd::{AsFd, BorrowedFd, FromRawFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-enum Sink {
+use crate::sys::stdio::stdout_file;
+
+/// How fd 1 is written, by what it is.
+enum Stdout {
     /// Regular files and devices: plain blocking writes.
     Direct(ManuallyDrop<File>),
     /// Our own non-blocking description of the stdout pipe; `pending` holds what did
@@ -48,7 +51,7 @@ pub const PENDING_CAP: usize = 64 << 20;
 
 /// The output side of the event loop.
 pub struct Output {
-    sink: Sink,
+    sink: Stdout,
     pending: Vec<u8>,
     /// The last byte written ended a line (or nothing was written yet).
     at_line_start: bool,
@@ -60,14 +63,8 @@ pub struct Output {
 /// What the writer thread does when a write fails (a consumer that went away has
 /// already killed us with SIGPIPE): report and exit like the main thread would.
 fn write_failed(e: &io::Error) -> ! {
-    let _ = io::stderr().write_all(format!("rwait: writing events: {}\n", crate::common::msg::os_error(e)).as_bytes());
+    crate::common::msg::eprint("rwait", &format!("writing events: {}", crate::common::msg::os_error(e)));
     std::process::exit(1);
-}
-
-fn stdout_file() -> ManuallyDrop<File> {
-    // SAFETY: fd 1 is open for the life of the process; ManuallyDrop keeps the File
-    // from closing it.
-    ManuallyDrop::new(unsafe { File::from_raw_fd(1) })
 }
 
 impl Output {
@@ -84,19 +81,19 @@ impl Output {
                         .custom_flags(libc::O_NONBLOCK)
                         .open("/proc/self/fd/1")
                     {
-                        Ok(f) => Sink::Pipe(f),
+                        Ok(f) => Stdout::Pipe(f),
                         Err(_) => Self::thread(),
                     }
                 } else if kind == libc::S_IFREG
                     || (kind == libc::S_IFCHR && !nix::unistd::isatty(io::stdout()).unwrap_or(false))
                 {
-                    Sink::Direct(stdout_file())
+                    Stdout::Direct(stdout_file())
                 } else {
                     Self::thread()
                 }
             }
             // fd 1 closed: writes fail with EBADF, reported when they happen.
-            Err(_) => Sink::Direct(stdout_file()),
+            Err(_) => Stdout::Direct(stdout_file()),
         };
         Output {
             sink,
@@ -112,7 +109,7 @@ impl Output {
         std::mem::take(&mut self.dropped)
     }
 
-    fn thread() -> Sink {
+    fn thread() -> Stdout {
         let (tx, rx) = mpsc::channel::<Vec<u8>>();
         let queued = Arc::new(AtomicUsize::new(0));
         let q = queued.clone();
@@ -126,9 +123,9 @@ impl Output {
             }
         });
         match handle {
-            Ok(h) => Sink::Thread(Some(tx), Some(h), queued),
+            Ok(h) => Stdout::Thread(Some(tx), Some(h), queued),
             // No thread to be had: blocking writes are still correct, only not stall-proof.
-            Err(_) => Sink::Direct(stdout_file()),
+            Err(_) => Stdout::Direct(stdout_file()),
         }
     }
 
@@ -139,13 +136,13 @@ impl Output {
             return;
         }
         match &mut self.sink {
-            Sink::Direct(f) => {
+            Stdout::Direct(f) => {
                 if let Err(e) = f.write_all(buf) {
                     write_failed(&e);
                 }
                 buf.clear();
             }
-            Sink::Thread(tx, _, queued) => {
+            Stdout::Thread(tx, _, queued) => {
                 // Every buffer handed over ends with a whole event: dropping whole
                 // buffers keeps lines whole.
                 if queued.load(Ordering::Relaxed) + buf.len() > self.cap {
@@ -156,7 +153,7 @@ impl Output {
                     let _ = tx.send(std::mem::take(buf));
                 }
             }
-            Sink::Pipe(_) => {
+            Stdout::Pipe(_) => {
                 if self.pending.is_empty() {
                     std::mem::swap(&mut self.pending, buf);
                 } else {
@@ -181,7 +178,7 @@ impl Output {
 
     /// Writes as much pending output as the pipe takes without blocking.
     fn write_some(&mut self) {
-        let Sink::Pipe(f) = &mut self.sink else { return };
+        let Stdout::Pipe(f) = &mut self.sink else { return };
         let mut done = 0;
         while done < self.pending.len() {
             match f.write(&self.pending[done..]) {
@@ -201,7 +198,7 @@ impl Output {
     /// The descriptor to poll for room, when output is waiting for it.
     pub fn wants_room(&self) -> Option<BorrowedFd<'_>> {
         match &self.sink {
-            Sink::Pipe(f) if !self.pending.is_empty() => Some(f.as_fd()),
+            Stdout::Pipe(f) if !self.pending.is_empty() => Some(f.as_fd()),
             _ => None,
         }
     }
@@ -214,8 +211,8 @@ impl Output {
     /// Writes everything still pending, blocking as needed (before exiting).
     pub fn finish(&mut self) {
         match &mut self.sink {
-            Sink::Direct(_) => {}
-            Sink::Pipe(_) => {
+            Stdout::Direct(_) => {}
+            Stdout::Pipe(_) => {
                 while !self.pending.is_empty() {
                     if let Some(fd) = self.wants_room() {
                         use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -225,7 +222,7 @@ impl Output {
                     self.write_some();
                 }
             }
-            Sink::Thread(tx, handle, _) => {
+            Stdout::Thread(tx, handle, _) => {
                 drop(tx.take());
                 if let Some(h) = handle.take() {
                     let _ = h.join();

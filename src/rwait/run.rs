@@ -9,7 +9,7 @@
 //! never makes the kernel's queue overflow.
 
 use std::ffi::{OsStr, OsString};
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant};
@@ -22,7 +22,7 @@ use super::format::{Renderer, View};
 use super::output::{Output, PENDING_CAP};
 use super::track::{Moves, ScanDups};
 use super::watch::{Found, Table, WalkError, WalkMode};
-use crate::common::msg::os_error as strerror_text;
+use crate::common::msg::{eprintln_raw, os_error as strerror_text};
 use crate::sys::regex::PosixRegex;
 use crate::sys::{strftime, syslog};
 
@@ -47,14 +47,10 @@ impl Log {
     /// `nonexist\377` raw, and so do we). To syslog it goes with its newline, as
     /// inotifywait sends it (its messages are the stderr lines, `\n` included).
     pub(super) fn line(&self, msg: impl AsRef<[u8]>) {
-        let msg = msg.as_ref();
-        let mut line = Vec::with_capacity(msg.len() + 1);
-        line.extend_from_slice(msg);
-        line.push(b'\n');
         if self.syslog {
-            syslog::info(&line);
+            syslog::info(&[msg.as_ref(), b"\n"].concat());
         } else {
-            let _ = io::stderr().write_all(&line);
+            eprintln_raw(msg);
         }
     }
 }
@@ -77,15 +73,6 @@ pub fn run(args: &[OsString]) -> u8 {
     match setup_and_watch(a) {
         Ok(code) | Err(code) => code,
     }
-}
-
-/// Writes `msg` and a newline to stderr in one write, bytes as they are.
-fn eprintln_raw(msg: impl AsRef<[u8]>) {
-    let msg = msg.as_ref();
-    let mut line = Vec::with_capacity(msg.len() + 1);
-    line.extend_from_slice(msg);
-    line.push(b'\n');
-    let _ = io::stderr().write_all(&line);
 }
 
 /// `<what><path>: <strerror>`, in bytes (paths are bytes).
@@ -185,9 +172,9 @@ fn setup_and_watch(a: Args) -> Result<u8, u8> {
             eprintln_raw(msg(&[strerror_text(&e).as_bytes(), b": ", out.as_bytes()]));
             1
         })?;
-        // SAFETY: no other thread exists yet (the reader starts after set-up), so
-        // forking here is sound; daemon(0, 0) chdirs to / and points stdio at /dev/null.
-        if unsafe { libc::daemon(0, 0) } != 0 {
+        // Before any thread (the output's writer starts later): the fork keeps only
+        // this one. daemon(0, 0) chdirs to / and points stdio at /dev/null.
+        if nix::unistd::daemon(false, false).is_err() {
             eprintln_raw("Failed to daemonize!");
             return Err(1);
         }
@@ -314,21 +301,13 @@ fn read_fromfile(f: &OsStr) -> io::Result<Vec<Vec<u8>>> {
 /// Opens `-o FILE` for appending (mode 0600 when created) and makes it stdout.
 fn open_outfile(path: &OsStr) -> io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    use std::os::unix::io::IntoRawFd;
     let f = std::fs::OpenOptions::new()
         .append(true)
         .create(true)
         .mode(0o600)
         .open(path)?;
-    let fd = f.into_raw_fd();
-    // SAFETY: dup2 onto fd 1 with a valid descriptor we own; the original is closed.
-    unsafe {
-        if libc::dup2(fd, 1) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        libc::close(fd);
-    }
-    Ok(())
+    // The file becomes fd 1; its own descriptor closes when `f` drops.
+    nix::unistd::dup2_stdout(&f).map_err(io::Error::from)
 }
 
 /// Watches one operand; returns its wd and, for a recursive directory, the walk path
@@ -459,6 +438,10 @@ impl State {
                 }
                 continue;
             }
+            // MOVE_SELF that only rwait asks for (under -m -r) is not an event to
+            // inotifywait: it does not restart the timeout (issue 16.8).
+            let own = MOVE_SELF & !self.print_mask;
+            let mut active = false;
             loop {
                 self.reads += 1;
                 let n = match ino.read_events(&mut buf) {
@@ -473,6 +456,7 @@ impl State {
                                 cookie: e.cookie,
                                 name: e.name.map(|n| n.as_bytes()).unwrap_or_default(),
                             };
+                            active |= ev.mask & !own != 0;
                             if let Flow::Exit(code) = self.process(ev, false) {
                                 output.submit(&mut self.out);
                                 output.finish();
@@ -508,7 +492,9 @@ impl State {
                     self.submit(output);
                 }
             }
-            deadline = wait.map(|w| Instant::now() + w);
+            if active {
+                deadline = wait.map(|w| Instant::now() + w);
+            }
             self.submit(output);
             // Coalesce a burst: the first event is read as soon as it arrives, but
             // waking for every few events of a stream costs more than the events
@@ -724,10 +710,7 @@ impl State {
 /// The binary's entry point: SIGPIPE back to its default (a consumer that goes away
 /// ends us, as it ends inotifywait), then run.
 pub fn main() -> std::process::ExitCode {
-    // SAFETY: setting a signal disposition to SIG_DFL at start-up, before any thread.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    crate::sys::stdio::default_sigpipe();
     let args: Vec<OsString> = std::env::args_os().collect();
     std::process::ExitCode::from(run(&args))
 }

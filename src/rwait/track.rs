@@ -101,12 +101,9 @@ impl ScanDups {
         self.len = 0;
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 }
 
@@ -145,10 +142,12 @@ impl Moves {
         self.by_cookie.clear();
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.by_cookie.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.by_cookie.is_empty()
     }

@@ -90,12 +90,9 @@ impl Table {
         }
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.by_wd.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_wd.is_empty()
     }
 
     /// `%w` for a descriptor, if we know it.

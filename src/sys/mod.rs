@@ -2,13 +2,14 @@
 //! inotifywait compatibility needs glibc's own behaviour: `getopt_long` (GNU argument
 //! permutation, abbreviations, diagnostics), `strftime` (C-locale formats that never
 //! fail) and `regcomp`/`regexec` (POSIX ERE with glibc's extensions); and the set-up of
-//! child processes (`setsid`, `PR_SET_PDEATHSIG`) that std does not offer; and fanotify with file
-//! handles, which neither std nor nix wraps. This is the
-//! only module with `unsafe` code besides process set-up in the binaries.
+//! child processes (`setsid`, `PR_SET_PDEATHSIG`) that std does not offer; and fd 1 and
+//! SIGPIPE (`stdio`); and fanotify with file handles, which neither std nor nix wraps. This is the only module allowed `unsafe` code (the crate denies it
+//! everywhere else); each block says why it is sound.
 
-pub mod child;
-pub mod fanotify;
-pub mod getopt;
-pub mod regex;
-pub mod strftime;
-pub mod syslog;
+pub(crate) mod child;
+pub(crate) mod fanotify;
+pub(crate) mod getopt;
+pub(crate) mod regex;
+pub(crate) mod stdio;
+pub(crate) mod strftime;
+pub(crate) mod syslog;

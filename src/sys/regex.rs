@@ -35,7 +35,7 @@ impl std::error::Error for RegexError {}
 // it caches), so sharing and sending a compiled regex_t between threads is sound; the
 // struct owns its allocation and nothing else aliases it.
 unsafe impl Send for PosixRegex {}
-// SAFETY: see above; `is_match` takes `&self` and regexec does not mutate the pattern
+// SAFETY: see above; matching takes `&self` and regexec does not mutate the pattern
 // observably.
 unsafe impl Sync for PosixRegex {}
 
@@ -73,6 +73,7 @@ impl PosixRegex {
     }
 
     /// Unanchored search of `text` (which must not contain NUL; file names cannot).
+    #[cfg(test)]
     pub fn is_match(&self, text: &[u8]) -> bool {
         let mut s = Vec::with_capacity(text.len() + 1);
         s.extend_from_slice(text);
@@ -80,8 +81,8 @@ impl PosixRegex {
         self.is_match_nul(&s)
     }
 
-    /// Like [`is_match`](Self::is_match) for a buffer that already ends in NUL, to spare
-    /// a copy on hot paths. Text after an interior NUL is not seen.
+    /// Unanchored search of a buffer that already ends in NUL (no copy on the hot
+    /// path). Text after an interior NUL is not seen.
     pub fn is_match_nul(&self, text_nul: &[u8]) -> bool {
         assert_eq!(text_nul.last(), Some(&0), "is_match_nul needs a NUL-terminated buffer");
         // SAFETY: the pattern was compiled by regcomp and is alive; the text is

@@ -11,16 +11,11 @@ mod install;
 mod migrate;
 mod systemd;
 
-use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::thread;
-use std::time::{Duration, Instant};
 
-use crate::util::{DEADLINE, bin, visible};
+use crate::util::{DEADLINE, bin, wait_until};
 
 /// The repository (where scripts/, packaging/, docs/ are).
 fn repo() -> PathBuf {
@@ -39,90 +34,13 @@ fn script(rel: &str) -> Command {
     c
 }
 
-/// One entry of a tree: type and content, mode, mtime (seconds). Enough for "the target
-/// equals the source" after rsync -a.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Node {
-    Dir,
-    File(Vec<u8>),
-    Link(Vec<u8>),
-    Other,
-}
-
-fn snapshot(root: &Path) -> BTreeMap<Vec<u8>, (Node, u32, i64)> {
-    fn walk(path: &Path, rel: Vec<u8>, out: &mut BTreeMap<Vec<u8>, (Node, u32, i64)>) {
-        let Ok(m) = fs::symlink_metadata(path) else { return };
-        let ft = m.file_type();
-        let node = if ft.is_dir() {
-            Node::Dir
-        } else if ft.is_symlink() {
-            Node::Link(
-                fs::read_link(path)
-                    .map(|t| t.as_os_str().as_bytes().to_vec())
-                    .unwrap_or_default(),
-            )
-        } else if ft.is_file() {
-            Node::File(fs::read(path).unwrap_or_default())
-        } else {
-            Node::Other
-        };
-        // Directory mtimes change whenever an entry comes or goes; rsync sets them, but
-        // comparing them would race with the next push. Files must match exactly.
-        let mtime = if node == Node::Dir { 0 } else { m.mtime() };
-        let is_dir = node == Node::Dir;
-        out.insert(rel.clone(), (node, m.mode(), mtime));
-        if is_dir && let Ok(rd) = fs::read_dir(path) {
-            for e in rd.flatten() {
-                let mut child = rel.clone();
-                if !child.is_empty() {
-                    child.push(b'/');
-                }
-                child.extend_from_slice(e.file_name().as_bytes());
-                walk(&e.path(), child, out);
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(root, Vec::new(), &mut out);
-    out
-}
-
-/// The differences between two trees, one line each (empty: equal), ignoring the source
-/// entries for which `skip(relative path)` holds (the target must not have them either).
-fn tree_diff_skipping(src: &Path, dst: &Path, skip: &dyn Fn(&[u8]) -> bool) -> Vec<String> {
-    let (mut a, b) = (snapshot(src), snapshot(dst));
-    a.retain(|k, _| !skip(k));
-    let mut diffs = Vec::new();
-    for (k, ea) in &a {
-        match b.get(k) {
-            None => diffs.push(format!("missing: {}", visible(k))),
-            Some(eb) if eb != ea => diffs.push(format!("differs: {}: {:?} vs {:?}", visible(k), ea, eb)),
-            Some(_) => {}
-        }
-    }
-    for k in b.keys().filter(|k| !a.contains_key(*k)) {
-        diffs.push(format!("extra: {}", visible(k)));
-    }
-    diffs
-}
-
-/// Polls until `pred` holds; at the deadline panics with `what` and `dump()`.
-fn wait_until(what: &str, mut pred: impl FnMut() -> bool, dump: impl Fn() -> String) {
-    let end = Instant::now() + DEADLINE;
-    while !pred() {
-        if Instant::now() > end {
-            panic!("timed out after {DEADLINE:?} waiting for {what}\n{}", dump());
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Polls until every target equals `src`.
+/// Polls until every target equals `src`: files to the second, directories without
+/// their mtimes (they change with every entry, and the next push may be under way).
 fn wait_converged(what: &str, src: &Path, targets: &[&Path], dump: impl Fn() -> String) {
     wait_converged_skipping(what, src, targets, &|_| false, dump)
 }
 
-/// Polls until every target equals `src` without the entries `skip` selects.
+/// Like [`wait_converged`] without the source entries `skip` selects.
 fn wait_converged_skipping(
     what: &str,
     src: &Path,
@@ -130,21 +48,12 @@ fn wait_converged_skipping(
     skip: &dyn Fn(&[u8]) -> bool,
     dump: impl Fn() -> String,
 ) {
-    let diffs = || -> Vec<String> {
-        targets
-            .iter()
-            .flat_map(|t| {
-                tree_diff_skipping(src, t, skip)
-                    .into_iter()
-                    .map(move |d| format!("{}: {d}", t.display()))
-            })
-            .collect()
+    let how = crate::tree::Compare {
+        dir_mtimes: false,
+        nanoseconds: false,
+        skip,
     };
-    wait_until(
-        what,
-        || diffs().is_empty(),
-        || format!("{}\n{}", diffs().join("\n"), dump()),
-    );
+    crate::tree::wait_converged(what, src, targets, &how, dump);
 }
 
 /// The processes whose parent is `pid`, as (pid, command name).
@@ -192,7 +101,10 @@ fn inotify_watches(pid: i32) -> usize {
 
 /// Number of directories under `root`, itself included: what `rwait -r` watches.
 fn dir_count(root: &Path) -> usize {
-    snapshot(root).values().filter(|(n, _, _)| *n == Node::Dir).count()
+    crate::tree::snapshot(root)
+        .values()
+        .filter(|e| e.node == crate::tree::Node::Dir)
+        .count()
 }
 
 /// Waits until rwait (process `pid`) watches every directory of `root`.
@@ -203,6 +115,7 @@ fn wait_watching(pid: i32, root: &Path, dump: impl Fn() -> String) {
             "rwait (pid {pid}) to watch the {want} directories of {}",
             root.display()
         ),
+        DEADLINE,
         || inotify_watches(pid) >= want,
         dump,
     );

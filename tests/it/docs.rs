@@ -12,7 +12,7 @@ use clap_complete::Shell;
 /// Each tool: its name and its clap description.
 fn tools() -> Vec<(&'static str, clap::Command)> {
     vec![
-        ("rwait", syncpipe::rwait::cli::command()),
+        ("rwait", syncpipe::rwait::command()),
         ("rbatch", syncpipe::rbatch::command()),
         ("rpush", syncpipe::rpush::command()),
     ]

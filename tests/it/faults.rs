@@ -18,8 +18,6 @@ mod targets;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::thread;
-use std::time::{Duration, Instant};
 
 use crate::util::DEADLINE;
 
@@ -37,26 +35,45 @@ pub(crate) fn journals(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
+/// rpush (`-0`, fast retries) pushing `src` to each daemon with `--state-dir state`
+/// and `a`'s password file (the fixture daemons share one secret), rsync's bandwidth
+/// held to `bwlimit` kB/s when given so that a push can be caught in its middle.
+pub(crate) fn rpush_with_state(
+    src: &Path,
+    targets: &[&crate::rsyncd::Daemon],
+    state: &Path,
+    bwlimit: Option<u32>,
+) -> std::process::Command {
+    let mut args = vec!["-0".to_string()];
+    for t in targets {
+        args.extend(["-t".to_string(), t.url()]);
+    }
+    args.push("--state-dir".into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut cmd = crate::rpush::rpush_cmd(src, &args);
+    cmd.arg(state).arg("--password-file").arg(&targets[0].password_file);
+    if let Some(kb) = bwlimit {
+        cmd.arg("--").arg(format!("--bwlimit={kb}"));
+    }
+    cmd
+}
+
 /// Polls until a file whose name starts with `.` + `name` + `.` (rsync's temporary
 /// file for `name`) exists in `dir`: the transfer of `name` is under way.
 pub(crate) fn wait_transfer_started(dir: &Path, name: &str) {
     let prefix = format!(".{name}.");
-    let end = Instant::now() + DEADLINE;
-    loop {
-        let found = fs::read_dir(dir).is_ok_and(|rd| {
+    let started = || {
+        fs::read_dir(dir).is_ok_and(|rd| {
             rd.flatten()
                 .any(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-        });
-        if found {
-            return;
-        }
-        assert!(
-            Instant::now() < end,
-            "no transfer of {name} started in {}",
-            dir.display()
-        );
-        thread::sleep(Duration::from_millis(10));
-    }
+        })
+    };
+    crate::util::wait_until(
+        &format!("a transfer of {name} in {}", dir.display()),
+        DEADLINE,
+        started,
+        String::new,
+    );
 }
 
 /// The pids of `pid`'s direct children (its rsyncs), from /proc.

@@ -10,7 +10,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::util::{DEADLINE, Proc, Scratch, assert_bytes_eq, bin, bytes, contains, run, visible};
+use crate::util::{DEADLINE, Proc, Scratch, assert_bytes_eq, bin, bytes, contains, run, visible, wait_until};
 
 fn rbatch(args: &[&str]) -> Command {
     let mut cmd = Command::new(bin("rbatch"));
@@ -27,17 +27,6 @@ fn feed(args: &[&str], input: &[u8]) -> crate::util::Output {
     stdin.write_all(input).unwrap();
     drop(stdin);
     p.wait_exit(DEADLINE)
-}
-
-/// Polls `cond` until it holds, panicking with `what` (and `dump`) at the deadline.
-fn wait_until(what: &str, dump: impl Fn() -> String, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + DEADLINE;
-    while !cond() {
-        if Instant::now() > end {
-            panic!("timed out waiting for {what}\n{}", dump());
-        }
-        thread::sleep(Duration::from_millis(5));
-    }
 }
 
 /// Bytes written into a pipe and not yet read by the other end (FIONREAD).
@@ -253,7 +242,12 @@ fn exec_runs_the_command_once_per_batch_with_paths_on_stdin() {
     stdin
         .write_all(b"/w/ CREATE a\n/w/ MODIFY b c\n/w/ MODIFY a\n")
         .unwrap();
-    wait_until("first batch in the log", || p.dump(), || read(&log).ends_with(b"---\n"));
+    wait_until(
+        "first batch in the log",
+        DEADLINE,
+        || read(&log).ends_with(b"---\n"),
+        || p.dump(),
+    );
     stdin.write_all(b"/w/ DELETE d\n").unwrap();
     drop(stdin);
     let out = p.wait_exit(DEADLINE);
@@ -328,7 +322,12 @@ fn signal_flushes(sig: i32) {
     stdin
         .write_all(b"/w/ CREATE a\n/w/ MODIFY b\n/w/ MODIFY a\n/w/partial-with")
         .unwrap();
-    wait_until("rbatch to read its input", || p.dump(), || unread(&stdin) == 0);
+    wait_until(
+        "rbatch to read its input",
+        DEADLINE,
+        || unread(&stdin) == 0,
+        || p.dump(),
+    );
     p.signal(sig);
     let out = p.wait_exit(DEADLINE);
     assert_eq!(out.code, 0, "{}", out.stderr_str());
@@ -450,17 +449,18 @@ impl Pipeline {
         let err = p.watcher_err.clone();
         wait_until(
             "Watches established.",
-            || {
-                format!(
-                    "watcher stderr: {}",
-                    String::from_utf8_lossy(&fs::read(&err).unwrap_or_default())
-                )
-            },
+            DEADLINE,
             || {
                 if let Ok(Some(st)) = p.watcher.try_wait() {
                     panic!("watcher exited early: {st}; stderr: {:?}", fs::read_to_string(&err));
                 }
                 contains(&fs::read(&err).unwrap_or_default(), b"Watches established.")
+            },
+            || {
+                format!(
+                    "watcher stderr: {}",
+                    String::from_utf8_lossy(&fs::read(&err).unwrap_or_default())
+                )
             },
         );
         p

@@ -6,13 +6,12 @@
 //! wrong password, an unknown module, nothing listening, a full daemon, a silent
 //! listener, a missing base, a malformed hosts file.
 
-use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, Command, Stdio};
 use std::thread;
@@ -24,118 +23,16 @@ use crate::util::{DEADLINE, Output, Proc, Scratch, bin, contains};
 // ---------------------------------------------------------------------------------------
 // Helpers
 
-/// One entry of a tree, as far as "the target equals the source" goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Node {
-    Dir,
-    File(Vec<u8>),
-    Link(Vec<u8>),
-    Other,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Entry {
-    node: Node,
-    mode: u32,
-    mtime: (i64, i64),
-}
-
-/// Every entry under `root` (the root itself as `.`), keyed by its relative path bytes;
-/// lstat, so symlinks are compared as links.
-pub(crate) fn snapshot(root: &Path) -> BTreeMap<Vec<u8>, Entry> {
-    fn walk(root: &Path, rel: &[u8], out: &mut BTreeMap<Vec<u8>, Entry>) {
-        let path = if rel.is_empty() {
-            root.to_path_buf()
-        } else {
-            root.join(OsStr::from_bytes(rel))
-        };
-        let Ok(m) = fs::symlink_metadata(&path) else { return };
-        let ft = m.file_type();
-        let node = if ft.is_dir() {
-            Node::Dir
-        } else if ft.is_symlink() {
-            Node::Link(
-                fs::read_link(&path)
-                    .map(|t| t.as_os_str().as_bytes().to_vec())
-                    .unwrap_or_default(),
-            )
-        } else if ft.is_file() {
-            Node::File(fs::read(&path).unwrap_or_default())
-        } else {
-            Node::Other
-        };
-        let key = if rel.is_empty() { b".".to_vec() } else { rel.to_vec() };
-        out.insert(
-            key,
-            Entry {
-                node: node.clone(),
-                mode: m.mode(),
-                mtime: (m.mtime(), m.mtime_nsec()),
-            },
-        );
-        if node == Node::Dir
-            && let Ok(rd) = fs::read_dir(&path)
-        {
-            for e in rd.flatten() {
-                let mut child = rel.to_vec();
-                if !child.is_empty() {
-                    child.push(b'/');
-                }
-                child.extend_from_slice(e.file_name().as_bytes());
-                walk(root, &child, out);
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(root, b"", &mut out);
-    out
-}
-
-/// The differences between two trees, one line each (empty: equal).
+/// The differences between two trees, everything compared (see `tree`).
 pub(crate) fn tree_diff(src: &Path, dst: &Path) -> Vec<String> {
-    let (a, b) = (snapshot(src), snapshot(dst));
-    let mut diffs = Vec::new();
-    for (k, ea) in &a {
-        let name = crate::util::visible(k);
-        match b.get(k) {
-            None => diffs.push(format!("missing on target: {name}")),
-            Some(eb) if eb.node != ea.node => diffs.push(format!("differs: {name}: {:?} vs {:?}", ea.node, eb.node)),
-            Some(eb) if eb.mode != ea.mode => diffs.push(format!("mode: {name}: {:o} vs {:o}", ea.mode, eb.mode)),
-            Some(eb) if eb.mtime != ea.mtime => diffs.push(format!("mtime: {name}: {:?} vs {:?}", ea.mtime, eb.mtime)),
-            Some(_) => {}
-        }
-    }
-    for k in b.keys().filter(|k| !a.contains_key(*k)) {
-        diffs.push(format!("extra on target: {}", crate::util::visible(k)));
-    }
-    diffs
+    crate::tree::diff(src, dst, &crate::tree::EXACT)
 }
 
-/// Polls until every target equals `src`; panics with the differences, rpush's output
-/// and (through the fixtures' Drop) the daemons' logs at the deadline.
+/// Polls until every target equals `src`, everything compared; panics with the
+/// differences, rpush's output and (through the fixtures' Drop) the daemons' logs.
+#[track_caller]
 pub(crate) fn wait_converged(what: &str, src: &Path, targets: &[&Path], rpush: &Proc) {
-    let end = Instant::now() + DEADLINE;
-    loop {
-        let diffs: Vec<String> = targets
-            .iter()
-            .flat_map(|t| {
-                tree_diff(src, t)
-                    .into_iter()
-                    .map(move |d| format!("{}: {d}", t.display()))
-            })
-            .collect();
-        if diffs.is_empty() {
-            return;
-        }
-        if Instant::now() > end {
-            panic!(
-                "{what}: targets never matched the source:\n{}\n{}",
-                diffs.join("\n"),
-                rpush.dump()
-            );
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
+    crate::tree::wait_converged(what, src, targets, &crate::tree::EXACT, || rpush.dump());
 }
 
 /// A batch as rbatch -z writes it: absolute paths, NUL-terminated, then an empty record.
@@ -183,6 +80,20 @@ pub(crate) fn rpush_cmd(src: &Path, extra: &[&str]) -> Command {
         .args(extra);
     c.stdin(Stdio::piped());
     c
+}
+
+/// rpush's `--status` document, parsed (None while it does not exist or does not parse).
+pub(crate) fn read_status(path: &Path) -> Option<serde_json::Value> {
+    serde_json::from_slice(&fs::read(path).ok()?).ok()
+}
+
+/// The entry of `host` in a status document.
+#[track_caller]
+pub(crate) fn host<'a>(status: &'a serde_json::Value, host: &str) -> &'a serde_json::Value {
+    status["hosts"]
+        .as_array()
+        .and_then(|hs| hs.iter().find(|h| h["host"] == host))
+        .unwrap_or_else(|| panic!("no host {host} in {status}"))
 }
 
 pub(crate) fn count(hay: &[u8], needle: &str) -> usize {
@@ -515,13 +426,16 @@ fn rpush_wrong_password_is_reported_and_exits_1() {
     wait_converged("the good host", &src, &[&good.module], &rp);
     rp.wait_stderr("@ERROR: auth failed on module mod");
     rp.wait_for("a few retries", DEADLINE, |_, _| {
-        fs::read_to_string(&status).is_ok_and(|j| j.contains("\"consecutive_failures\": 2"))
+        read_status(&status).is_some_and(|j| host(&j, "127.0.0.3")["consecutive_failures"] == 2)
     });
-    let json = fs::read_to_string(&status).unwrap();
-    assert!(json.contains("\"state\": \"running\""), "{json}");
-    assert!(json.contains("\"host\": \"127.0.0.3\""), "{json}");
-    assert!(json.contains("\"pending\": 2"), "{json}");
-    assert!(json.contains("\"last_error\": \"rsync exit 5 (error starting client-server protocol): @ERROR: auth failed on module mod\""), "{json}");
+    let json = read_status(&status).unwrap();
+    assert_eq!(json["state"], "running", "{json}");
+    let bad = host(&json, "127.0.0.3");
+    assert_eq!(bad["pending"], 2, "{json}");
+    assert_eq!(
+        bad["last_error"], "rsync exit 5 (error starting client-server protocol): @ERROR: auth failed on module mod",
+        "{json}"
+    );
     drop(stdin);
     let t0 = Instant::now();
     let out = rp.wait_exit(DEADLINE);
@@ -531,11 +445,13 @@ fn rpush_wrong_password_is_reported_and_exits_1() {
     assert_eq!(count(&out.stderr, "auth failed"), 2, "{}", out.stderr_str()); // the failure + the summary
     assert_stderr(&out, "push failed (permanent, attempt 1)");
     assert_stderr(&out, "not delivered: 127.0.0.3 lacks 2 paths");
-    let json = fs::read_to_string(&status).unwrap();
-    assert!(json.contains("\"state\": \"drain timeout\""), "{json}");
-    assert!(json.contains("\"host\": \"127.0.0.2\", \"dest\": \"rsync://"), "{json}");
-    assert!(
-        json.contains("\"pending\": 0, \"running\": false, \"pushes\": 1"),
+    let json = read_status(&status).unwrap();
+    assert_eq!(json["state"], "drain timeout", "{json}");
+    let good_host = host(&json, "127.0.0.2");
+    assert_eq!(good_host["dest"], good.url().as_str(), "{json}");
+    assert_eq!(
+        (&good_host["pending"], &good_host["running"], &good_host["pushes"]),
+        (&0.into(), &false.into(), &1.into()),
         "{json}"
     );
 }

@@ -3,7 +3,7 @@
 //! test's scratch directory and its own free port, so tests run in parallel.
 //!
 //! Readiness is a TCP connect polled with a deadline. Every fixture is killed on Drop;
-//! when the test is failing, Drop prints the daemon's logs first (sync-landscape §9: a
+//! when the test is failing, Drop prints the daemon's logs first (docs/background.md: a
 //! leftover daemon keeps the address busy and silently takes the next run's pushes).
 
 #![allow(dead_code)]

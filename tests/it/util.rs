@@ -35,19 +35,23 @@ pub fn require<T>(prerequisite: Result<T, String>) -> Option<T> {
     }
 }
 
+/// The one poll: until `pred` holds, every few milliseconds; at the deadline, fails
+/// with `what` and `dump()`.
+#[track_caller]
+pub fn wait_until(what: &str, deadline: Duration, mut pred: impl FnMut() -> bool, dump: impl Fn() -> String) {
+    let end = Instant::now() + deadline;
+    while !pred() {
+        if Instant::now() > end {
+            panic!("timed out after {deadline:?} waiting for {what}\n{}", dump());
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Polls until `path` exists; on the deadline, fails with `what` and `dump()`.
 #[track_caller]
 pub fn wait_exists(what: &str, path: &Path, dump: impl Fn() -> String) {
-    let end = Instant::now() + DEADLINE;
-    while !path.exists() {
-        assert!(
-            Instant::now() < end,
-            "{what}: {} never appeared:\n{}",
-            path.display(),
-            dump()
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(&format!("{what}: {}", path.display()), DEADLINE, || path.exists(), dump);
 }
 
 /// Path of one of this package's binaries, as built by cargo for this test run.

@@ -23,11 +23,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use super::systemd::{Runner, runner, wait_pipeline_up, write_conf};
-use super::{
-    bin_dir, file_text, wait_converged, wait_converged_skipping, wait_until, wait_watching, write_private, write_script,
-};
+use super::{bin_dir, file_text, wait_converged, wait_converged_skipping, wait_watching, write_private, write_script};
 use crate::rsyncd::{Daemon, Sshd, free_port};
-use crate::util::{DEADLINE, Output, Proc, Scratch, bin};
+use crate::util::{DEADLINE, Output, Proc, Scratch, bin, wait_until};
 
 const EVENTS: &str = "modify,create,delete,moved_to,moved_from,attrib,close_write";
 
@@ -359,6 +357,7 @@ fn recipe_3_sersync_fanout_replacement_reloads_each_host_once_per_change() {
     let wait_reloads = |n: usize, what: &str| {
         wait_until(
             &format!("{n} reloads per host ({what})"),
+            DEADLINE,
             || ips.iter().all(|ip| reloads(ip).len() >= n),
             || format!("--- reloads ---\n{}\n{}\n{}", file_text(&log), p.dump(), sshd.logs()),
         )

@@ -14,11 +14,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{
-    bin_dir, child_named, children, file_text, repo, script, wait_converged, wait_until, wait_watching, write_script,
-};
+use super::{bin_dir, child_named, children, file_text, repo, script, wait_converged, wait_watching, write_script};
 use crate::rsyncd::Daemon;
-use crate::util::{DEADLINE, Output, Scratch, run};
+use crate::util::{DEADLINE, Output, Scratch, run, wait_until};
 
 fn unit_text() -> String {
     fs::read_to_string(repo().join("packaging/systemd/syncpipe@.service")).unwrap()
@@ -257,6 +255,7 @@ pub(super) fn wait_pipeline_up(p: &Runner, src: &Path) -> Stages {
     let mut pids = [0; 3];
     wait_until(
         "the runner's three stages",
+        DEADLINE,
         || {
             let found: Vec<Option<i32>> = ["rwait", "rbatch", "rpush"]
                 .iter()
@@ -321,8 +320,9 @@ fn runner_pipeline_converges_and_stops_cleanly_on_sigterm() {
     wait_converged("after renaming and deleting", &src, &targets, || p.dump());
     // The status file lives in the runtime directory.
     let status = s.join("run/status.json");
-    wait_until("the status file", || status.exists(), || p.dump());
-    assert!(file_text(&status).contains(&web1.ip), "{}", file_text(&status));
+    wait_until("the status file", DEADLINE, || status.exists(), || p.dump());
+    let json = crate::rpush::read_status(&status).expect("the status file is JSON");
+    crate::rpush::host(&json, &web1.ip);
 
     // systemctl stop with KillMode=mixed: SIGTERM to the runner only.
     p.signal(libc::SIGTERM);
@@ -376,6 +376,7 @@ fn runner_fails_and_stops_the_other_stages_when_rpush_dies() {
     );
     wait_until(
         "rwait and rbatch to be stopped",
+        DEADLINE,
         || !alive(rwait) && !alive(rbatch),
         || o.stderr_str(),
     );
@@ -726,6 +727,7 @@ fn runner_fails_when_rwait_ends_and_leaves_no_process_behind() {
     let mut kids = Vec::new();
     wait_until(
         "the runner's four children",
+        DEADLINE,
         || {
             kids = children(p.pid());
             kids.len() >= 4
@@ -745,6 +747,7 @@ fn runner_fails_when_rwait_ends_and_leaves_no_process_behind() {
     assert_eq!(fs::read_to_string(d.module.join("a")).unwrap(), "a");
     wait_until(
         "every child of the runner to be gone",
+        DEADLINE,
         || kids.iter().all(|(pid, _)| !alive(*pid)),
         || format!("children: {kids:?}"),
     );
@@ -786,6 +789,7 @@ fn runner_backend_fanotify_runs_rwait_f_and_converges() {
     let rwait = || child_named(p.pid(), "rwait");
     wait_until(
         "rwait -F's filesystem mark",
+        DEADLINE,
         || {
             rwait().is_some_and(|pid| {
                 fs::read_dir(format!("/proc/{pid}/fdinfo")).is_ok_and(|rd| {

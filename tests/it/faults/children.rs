@@ -8,8 +8,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{children, noise, wait_transfer_started};
-use crate::rpush::{batch0, rpush_cmd, send, wait_converged, write_file};
+use super::{children, noise, rpush_with_state, wait_transfer_started};
+use crate::rpush::{batch0, send, wait_converged, write_file};
 use crate::rsyncd::Daemon;
 use crate::util::{DEADLINE, Proc, Scratch, require};
 
@@ -31,9 +31,7 @@ fn faults_rsync_dies_with_a_killed_rpush_and_the_restart_delivers_the_new_versio
     // v1: 8 MiB at 1 MB/s, so the push is surely caught in the middle, with seconds
     // left: an orphaned rsync would still be sending when the deadline below passes.
     write_file(&src, b"big", &noise(8 << 20, 7));
-    let mut cmd = rpush_cmd(&src, &["-0", "-t", &a.url(), "--state-dir"]);
-    cmd.arg(&state).arg("--password-file").arg(&a.password_file);
-    cmd.args(["--", "--bwlimit=1000"]);
+    let cmd = rpush_with_state(&src, &[&a], &state, Some(1000));
     let mut rp = Proc::spawn(cmd);
     let mut stdin = rp.stdin();
     send(&mut stdin, &batch0(&src, &[b"big"]));
@@ -56,8 +54,7 @@ fn faults_rsync_dies_with_a_killed_rpush_and_the_restart_delivers_the_new_versio
 
     // v2, and a restart from the journal: the host ends with v2 and keeps it.
     write_file(&src, b"big", b"v2\n");
-    let mut cmd = rpush_cmd(&src, &["-0", "-t", &a.url(), "--state-dir"]);
-    cmd.arg(&state).arg("--password-file").arg(&a.password_file);
+    let mut cmd = rpush_with_state(&src, &[&a], &state, None);
     cmd.stdin(Stdio::null());
     let rp = Proc::spawn(cmd);
     wait_converged("after the restart", &src, &[&a.module], &rp);

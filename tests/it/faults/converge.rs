@@ -125,7 +125,7 @@ fn random_op(rng: &mut Rng, src: &Path) {
         }
         9 => {
             // No absolute or '..' targets: the fixture daemons run with `use chroot = no`,
-            // which trims them (sync-landscape §9), a property of the daemon, not rpush.
+            // which trims them (docs/background.md), a property of the daemon, not rpush.
             let targets: [&[u8]; 3] = [b"f1", b"d2/f3", b"d1/ f4"];
             let _ = symlink(
                 OsStr::from_bytes(targets[rng.below(3)]),

@@ -5,7 +5,7 @@ use std::fs;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use super::{children, journals, kill_groups, noise, wait_transfer_started};
+use super::{children, journals, kill_groups, noise, rpush_with_state, wait_transfer_started};
 use crate::rpush::{assert_stderr, batch0, rpush_cmd, send, wait_converged, write_file};
 use crate::rsyncd::Daemon;
 use crate::util::{DEADLINE, Proc, Scratch, bin};
@@ -36,9 +36,7 @@ fn faults_sigkill_mid_push_then_restart_with_the_state_dir_converges() {
     write_file(&src, b"big", &noise(3 << 20, 1));
     write_file(&src, b"dir/small", b"s");
     // 3 MiB at 1 MB/s: a transfer that is surely caught in the middle.
-    let mut cmd = rpush_cmd(&src, &["-0", "-t", &a.url(), "-t", &b.url(), "--state-dir"]);
-    cmd.arg(&state).arg("--password-file").arg(&a.password_file);
-    cmd.args(["--", "--bwlimit=1000"]);
+    let cmd = rpush_with_state(&src, &[&a, &b], &state, Some(1000));
     let mut rp = Proc::spawn(cmd);
     let mut stdin = rp.stdin();
     send(&mut stdin, &batch0(&src, &[b"big", b"dir/small"]));
@@ -76,9 +74,7 @@ fn faults_sigterm_lets_the_running_rsync_finish_and_journals_the_rest() {
     let mut b = Daemon::start(&s, "b", "127.0.0.3");
     b.stop();
     write_file(&src, b"big", &noise(1 << 20, 2));
-    let mut cmd = rpush_cmd(&src, &["-0", "-t", &a.url(), "-t", &b.url(), "--state-dir"]);
-    cmd.arg(&state).arg("--password-file").arg(&a.password_file);
-    cmd.args(["--", "--bwlimit=1000"]);
+    let cmd = rpush_with_state(&src, &[&a, &b], &state, Some(1000));
     let mut rp = Proc::spawn(cmd);
     let mut stdin = rp.stdin();
     send(&mut stdin, &batch0(&src, &[b"big"]));
@@ -207,11 +203,12 @@ fn faults_state_dir_refusals() {
     let mut first = Proc::spawn(first);
     let mut keep = first.stdin();
     // Wait until the first one holds the lock: its journal exists.
-    let end = std::time::Instant::now() + DEADLINE;
-    while journals(&state).is_empty() {
-        assert!(std::time::Instant::now() < end, "{}", first.dump());
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    crate::util::wait_until(
+        "the first rpush's journal",
+        DEADLINE,
+        || !journals(&state).is_empty(),
+        || first.dump(),
+    );
     for (dir, want) in [
         (&state, "in use by another rpush"),
         (&file, "not a directory"),
@@ -240,9 +237,7 @@ fn faults_second_sigterm_kills_the_running_rsync_and_the_journal_keeps_its_paths
     let a = Daemon::start(&s, "a", "127.0.0.2");
     write_file(&src, b"big", &noise(2 << 20, 5));
     // 2 MiB at 100 kB/s: 20 s, far longer than this test waits.
-    let mut cmd = rpush_cmd(&src, &["-0", "-t", &a.url(), "--state-dir"]);
-    cmd.arg(&state).arg("--password-file").arg(&a.password_file);
-    cmd.args(["--", "--bwlimit=100"]);
+    let cmd = rpush_with_state(&src, &[&a], &state, Some(100));
     let mut rp = Proc::spawn(cmd);
     let mut stdin = rp.stdin();
     send(&mut stdin, &batch0(&src, &[b"big"]));
@@ -271,8 +266,7 @@ fn faults_full_state_dir_keeps_delivering_and_says_so() {
         return;
     };
     let a = Daemon::start(&s, "a", "127.0.0.2");
-    let mut cmd = rpush_cmd(&src, &["-0", "-t", &a.url(), "--state-dir"]);
-    cmd.arg(&state).arg("--password-file").arg(&a.password_file);
+    let cmd = rpush_with_state(&src, &[&a], &state, None);
     let mut rp = Proc::spawn(cmd);
     let mut stdin = rp.stdin();
     write_file(&src, b"first", b"1");

@@ -148,15 +148,12 @@ fn faults_kernel_queue_overflow_resyncs_the_tree_and_targets_converge() {
     signal(p.rw.id(), libc::SIGCONT);
     wait_converged("after the overflow", &src, &[&d.module], &p.rp);
     // rwait's stderr is read by a thread that may lag behind: poll.
-    let end = std::time::Instant::now() + DEADLINE;
-    while !p.rwait_stderr().contains("the inotify event queue overflowed") {
-        assert!(
-            std::time::Instant::now() < end,
-            "no overflow happened:\n{}",
-            p.rwait_stderr()
-        );
-        thread::sleep(std::time::Duration::from_millis(10));
-    }
+    crate::util::wait_until(
+        "rwait's overflow warning",
+        DEADLINE,
+        || p.rwait_stderr().contains("the inotify event queue overflowed"),
+        || p.rwait_stderr(),
+    );
     // Still watching after the resync: a later change arrives too.
     write_file(&src, b"late/after", b"a");
     wait_converged("after the overflow, a new change", &src, &[&d.module], &p.rp);

@@ -454,3 +454,21 @@ fn normalize_syslog(d: &[u8], pid: i32, scratch: &Path) -> Vec<u8> {
     };
     normalize(&body, scratch)
 }
+
+/// 1,000 files in d (creating files is slow on some disks: ~0.4 ms each here).
+pub const FILES: &str = "cd d && seq 1 1000 | xargs touch";
+/// A script that makes more ATTRIB events than the kernel's queue holds
+/// (`fs.inotify.max_queued_events`, 16,384 by default) by re-touching those files;
+/// never two identical events in a row, so the kernel cannot merge any.
+pub fn burst_past_queue() -> String {
+    let max: u64 = std::fs::read_to_string("/proc/sys/fs/inotify/max_queued_events")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(16384);
+    assert!(
+        max <= 1_000_000,
+        "fs.inotify.max_queued_events is {max}: too large to overflow in a test"
+    );
+    let rounds = max / 1000 + 1;
+    format!("cd d && for i in $(seq {rounds}); do seq 1 1000 | xargs touch; done")
+}

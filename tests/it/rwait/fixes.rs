@@ -6,7 +6,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::diff::{count_watches, sh};
+use std::path::Path;
+
+use super::diff::{FILES, INOTIFYWAIT, Ready, burst_past_queue, count_watches, sc, sh};
 use crate::util::{DEADLINE, Proc, Scratch, bin, contains, run, visible};
 
 fn rwait(s: &Scratch, args: &[&str]) -> Proc {
@@ -27,8 +29,8 @@ fn lines(out: &[u8]) -> Vec<String> {
 
 #[test]
 fn rename_renames_every_descendant_watch() {
-    // inotifywait keeps the old name on some deep watches (issues #59, #130; scenario
-    // #99 of the behaviour notes shows w/a1/a2/.../a8/ after `mv w/a1 w/b1`).
+    // inotifywait keeps the old name on some deep watches (upstream issues #59, #130; it
+    // printed w/a1/a2/.../a8/ after `mv w/a1 w/b1`).
     let s = Scratch::new();
     let deep = "w/a1/a2/a3/a4/a5/a6/a7/a8";
     s.mkdir(deep);
@@ -52,7 +54,7 @@ fn rename_renames_every_descendant_watch() {
 #[test]
 fn directory_moved_out_loses_all_its_watches() {
     // inotifywait drops only the moved directory's own watch and keeps reporting its
-    // subdirectories under their old in-tree names (issue #137, scenario #55).
+    // subdirectories under their old in-tree names (upstream issue #137).
     let s = Scratch::new();
     s.mkdir("d/a/b/c");
     s.mkdir("outside");
@@ -82,7 +84,7 @@ fn directory_moved_out_loses_all_its_watches() {
 #[test]
 fn new_directory_contents_are_reported() {
     // One process creates a directory and at once fills it: inotifywait misses what
-    // was created before its watch was added ("probably not fixable", scenario #71).
+    // was created before its watch was added ("probably not fixable", says its man page).
     let s = Scratch::new();
     s.mkdir("d");
     let mut p = rwait(&s, &["-m", "-r", "-e", "create", "--format", "%w%f", "d"]);
@@ -125,24 +127,6 @@ fn new_directory_with_nested_tree_moved_in_is_watched() {
     let out = p.finish();
     // A moved-in tree's existing entries are not "created": no lines for them.
     assert_eq!(lines(&out.stdout), vec!["d/x/y/z/f"]);
-}
-
-/// 1,000 files in d (creating files is slow on some disks: ~0.4 ms each here).
-const FILES: &str = "cd d && seq 1 1000 | xargs touch";
-/// A script that makes more ATTRIB events than the kernel's queue holds
-/// (`fs.inotify.max_queued_events`, 16,384 by default) by re-touching those files;
-/// never two identical events in a row, so the kernel cannot merge any.
-fn burst_past_queue() -> String {
-    let max: u64 = std::fs::read_to_string("/proc/sys/fs/inotify/max_queued_events")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(16384);
-    assert!(
-        max <= 1_000_000,
-        "fs.inotify.max_queued_events is {max}: too large to overflow in a test"
-    );
-    let rounds = max / 1000 + 1;
-    format!("cd d && for i in $(seq {rounds}); do seq 1 1000 | xargs touch; done")
 }
 
 #[test]
@@ -296,7 +280,8 @@ fn events_of_one_read_are_written_together() {
 #[test]
 fn vanishing_entries_during_the_walk_are_skipped() {
     // inotifywait exits with "Couldn't watch d: No such file or directory" when an
-    // entry of the operand's directory disappears between readdir and lstat (§3.7).
+    // entry of the operand's directory disappears between readdir and lstat
+    // (docs/background.md, "Walking a tree").
     let s = Scratch::new();
     s.mkdir("d");
     for round in 0..5 {
@@ -388,6 +373,114 @@ fn full_paths_longer_than_4096_bytes() {
     let want = format!("{dir}/{name}\n");
     assert!(want.len() > 4096);
     p.wait_stdout(want.as_bytes());
+}
+
+#[test]
+fn second_listing_of_a_new_directory_is_seen_as_the_rule_says() {
+    // The rule in rwait(1), DIFFERENCES, "Second listing": a new directory that changed
+    // between its listing and its watch is listed again once the watch exists, and
+    // that listing (and the walk of what it found) is reported like any other read.
+    // To make the change land inside that window, d/n/ comes with many subdirectories
+    // (each walked, and watched, before d/n/ itself) and d/n/new is made while they are.
+    const SUBS: usize = 2000;
+    let s = Scratch::new();
+    s.mkdir("d");
+    sh(
+        s.path(),
+        &format!("mkdir -p o/n && cd o/n && mkdir $(seq -f s%04g {SUBS})"),
+    );
+    let mut p = rwait(&s, &["-m", "-r", "d"]);
+    let pid = p.pid();
+    std::fs::rename(s.join("o/n"), s.join("d/n")).unwrap();
+    p.wait_for("the walk of d/n/ under way", DEADLINE, move |_, _| {
+        count_watches(pid) > 50
+    });
+    std::fs::create_dir(s.join("d/n/new")).unwrap();
+    let walking = count_watches(pid) <= SUBS;
+    sh(s.path(), "sleep 0.5; touch d/end");
+    p.wait_stdout(b"d/ CLOSE_WRITE,CLOSE end\n");
+    let mut got = lines(&p.finish().stdout);
+    got.retain(|l| !l.ends_with(" end"));
+    assert!(
+        walking && got.iter().any(|l| l == "d/n/ OPEN,ISDIR "),
+        "d/n/new was not made inside the window (the walk was too quick): {got:#?}"
+    );
+    let count = |want: &str| got.iter().filter(|l| *l == want).count();
+    let once = [
+        "d/ MOVED_TO,ISDIR n",
+        // The second listing, on d/n/'s own watch (no name) ...
+        "d/n/ OPEN,ISDIR ",
+        "d/n/ CLOSE_NOWRITE,CLOSE,ISDIR ",
+        // ... the entry it found, printed by rwait (it came before the watch, so the
+        // kernel never reports it), and the walk of that entry, seen by d/n/.
+        "d/n/ CREATE,ISDIR new",
+        "d/n/ OPEN,ISDIR new",
+        "d/n/ CLOSE_NOWRITE,CLOSE,ISDIR new",
+    ];
+    for l in once {
+        assert_eq!(count(l), 1, "{l:?} in {got:#?}");
+    }
+    // The parent sees d/n/ opened twice: the first listing and the second.
+    assert_eq!(count("d/ OPEN,ISDIR n"), 2, "{got:#?}");
+    assert_eq!(count("d/ CLOSE_NOWRITE,CLOSE,ISDIR n"), 2, "{got:#?}");
+    let pos = |want: &str| got.iter().position(|l| l == want);
+    assert!(pos("d/n/ CREATE,ISDIR new") < pos("d/n/ OPEN,ISDIR new"), "{got:#?}");
+    // ACCESS lines come in numbers that depend on when the kernel merges them; nothing
+    // else is printed: not a line about the subdirectories, listed before any watch
+    // that could see them.
+    let access = ["d/ ACCESS,ISDIR n", "d/n/ ACCESS,ISDIR ", "d/n/ ACCESS,ISDIR new"];
+    let other: Vec<&String> = got
+        .iter()
+        .filter(|l| !once.contains(&l.as_str()) && !access.contains(&l.as_str()))
+        .filter(|l| *l != "d/ OPEN,ISDIR n" && *l != "d/ CLOSE_NOWRITE,CLOSE,ISDIR n")
+        .collect();
+    assert!(other.is_empty(), "unexpected lines {other:#?} in {got:#?}");
+    assert!(access.iter().all(|a| count(a) >= 1), "{got:#?}");
+}
+
+#[test]
+fn formats_longer_than_4096_bytes_are_accepted() {
+    // inotifywait 3.22.6 rejects a --format longer than its 4096-byte record buffer,
+    // counting the newline it appends unless --no-newline (man page, DIFFERENCES).
+    const D: &str = "mkdir d; touch d/f";
+    for (len, no_newline) in [
+        (4095, false),
+        (4096, false),
+        (4096, true),
+        (4097, true),
+        (10_000, false),
+    ] {
+        let fmt = format!("{}%f", "x".repeat(len - 2));
+        let mut args = vec!["--format", fmt.as_str()];
+        if no_newline {
+            args.push("--no-newline");
+        }
+        let what = format!("format of {len} bytes, --no-newline {no_newline}");
+        // inotifywait, no actions: an accepted format ends with the timeout (status 2).
+        let rejected = len + usize::from(!no_newline) > 4096;
+        let iw_args = [&["-q", "-t", "1"][..], &args, &["d"]].concat();
+        let iw = sc(D, &iw_args, "").ready(Ready::Exit).run(Path::new(INOTIFYWAIT));
+        let want = if rejected {
+            (1, "Something is wrong with your format string.\n".to_string())
+        } else {
+            (2, String::new())
+        };
+        assert_eq!(
+            (iw.code, String::from_utf8_lossy(&iw.stderr).into_owned()),
+            want,
+            "inotifywait, {what}"
+        );
+        // rwait accepts every one and prints the first event's record whole.
+        let rw_args = [&args[..], &["d"]].concat();
+        let rw = sc(D, &rw_args, "touch d/f").run(&bin("rwait"));
+        let mut record = fmt.as_bytes()[..len - 2].to_vec();
+        record.push(b'f');
+        if !no_newline {
+            record.push(b'\n');
+        }
+        assert_eq!(rw.code, 0, "rwait, {what}: {}", visible(&rw.stderr));
+        assert_eq!(rw.stdout, record, "rwait, {what}");
+    }
 }
 
 #[test]

@@ -165,13 +165,21 @@ pub fn run(cfg: Config) -> ExitCode {
     let mut undelivered = Vec::new();
     for h in &sh.hosts() {
         let st = h.lock();
-        let n = st.pending.len() + st.in_flight;
+        let n = st.lacking();
         if n > 0 {
-            let why = st
+            let mut why = st
                 .last_error
                 .as_ref()
+                .filter(|_| st.retry.failures > 0 || st.failing.is_empty())
                 .map(|(_, r)| format!(" (last error: {r})"))
                 .unwrap_or_default();
+            if !st.failing.is_empty() {
+                why.push_str(&format!(
+                    " (not transferred: {}: {})",
+                    worker::name_list(&st.failing),
+                    st.failing_reason.as_deref().unwrap_or("unknown")
+                ));
+            }
             let kept = st
                 .journal
                 .as_ref()
@@ -434,7 +442,7 @@ fn reload(sh: &Arc<Shared>, workers: &mut Vec<thread::JoinHandle<()>>, input_don
         o.removed.store(true, Ordering::SeqCst);
         o.cv.notify_all();
         let st = o.lock();
-        let n = st.pending.len() + st.in_flight;
+        let n = st.lacking();
         let kept = match &st.journal {
             Some(j) => format!("kept in {}", j.path.display()),
             None => "dropped (no --state-dir)".to_string(),
@@ -468,7 +476,8 @@ fn render_status(sh: &Shared, state: &str) -> String {
             HostStatus {
                 name: h.host.name.clone(),
                 dest: h.host.target.dest.clone(),
-                pending: st.pending.len() + st.in_flight,
+                pending: st.lacking(),
+                failing: st.failing.iter().map(|p| escape_bytes(p)).collect(),
                 running: st.running,
                 pushes: st.pushes,
                 last_success: st.last_success.clone(),

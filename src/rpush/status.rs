@@ -18,6 +18,9 @@ pub struct HostStatus {
     /// Paths not yet delivered (waiting, or in the rsync that is running).
     pub pending: usize,
     pub running: bool,
+    /// Paths rsync could not transfer in a push that delivered the rest (exit 23),
+    /// escaped for reading.
+    pub failing: Vec<String>,
     pub pushes: u64,
     pub last_success: Option<String>,
     pub last_error: Option<String>,
@@ -61,13 +64,18 @@ pub fn render(updated: &str, state: &str, hosts: &[HostStatus]) -> String {
     for (i, h) in hosts.iter().enumerate() {
         out.push_str(if i == 0 { "\n" } else { ",\n" });
         out.push_str(&format!(
-            "    {{\"host\": \"{}\", \"dest\": \"{}\", \"pending\": {}, \"running\": {}, \"pushes\": {}, \
+            "    {{\"host\": \"{}\", \"dest\": \"{}\", \"pending\": {}, \"running\": {}, \"failing\": [{}], \"pushes\": {}, \
              \"last_success\": {}, \"last_error\": {}, \"last_error_time\": {}, \"consecutive_failures\": {}, \
              \"retry_in_seconds\": {}}}",
             escape(&h.name),
             escape(&h.dest),
             h.pending,
             h.running,
+            h.failing
+                .iter()
+                .map(|f| format!("\"{}\"", escape(f)))
+                .collect::<Vec<_>>()
+                .join(", "),
             h.pushes,
             string_or_null(&h.last_success),
             string_or_null(&h.last_error),
@@ -131,7 +139,7 @@ mod tests {
             &[h.clone(), HostStatus { name: "b".into(), ..h }],
         );
         assert!(doc.starts_with("{\n  \"updated\": \"2026-01-01T00:00:00Z\",\n  \"state\": \"running\",\n  \"hosts\": [\n    {\"host\": \"web1\""));
-        assert!(doc.contains("\"pending\": 3, \"running\": false, \"pushes\": 0, \"last_success\": null, \"last_error\": \"rsync exit 5: @ERROR: auth failed\""));
+        assert!(doc.contains("\"pending\": 3, \"running\": false, \"failing\": [], \"pushes\": 0, \"last_success\": null, \"last_error\": \"rsync exit 5: @ERROR: auth failed\""));
         assert!(doc.contains("\"retry_in_seconds\": 4.0}"));
         assert!(doc.ends_with("}\n  ]\n}\n"));
         assert_eq!(

@@ -54,6 +54,13 @@ pub struct HostState {
     /// No more batches will come.
     pub input_done: bool,
     pub retry: RetryState,
+    /// Paths rsync named as not transferred (its per-file errors, exit 23) in a push
+    /// that delivered the rest: retried on their own backoff, so they hold back neither
+    /// the host's other paths nor its hooks. Journaled with `pending`.
+    pub failing: BTreeSet<Vec<u8>>,
+    pub failing_retry: RetryState,
+    /// rsync's words about the failing paths (its first per-file error line).
+    pub failing_reason: Option<String>,
     pub pushes: u64,
     pub last_success: Option<String>,
     pub last_error: Option<(String, String)>,
@@ -65,7 +72,12 @@ pub struct HostState {
 impl HostState {
     /// Nothing pending, nothing running.
     pub fn idle(&self) -> bool {
-        self.pending.is_empty() && !self.running && !self.hook_running
+        self.pending.is_empty() && self.failing.is_empty() && !self.running && !self.hook_running
+    }
+
+    /// Paths this host lacks: waiting, failing, or in the rsync that runs now.
+    pub fn lacking(&self) -> usize {
+        self.pending.len() + self.failing.len() + self.in_flight
     }
 }
 
@@ -212,29 +224,43 @@ pub fn host_worker(sh: &Shared, slot: &HostSlot) {
                 if sh.stopping() || slot.removed.load(Ordering::SeqCst) {
                     return;
                 }
-                if st.pending.is_empty() {
-                    if st.input_done {
-                        return;
+                let now = Instant::now();
+                let failing_due = !st.failing.is_empty() && st.failing_retry.ready(now);
+                if st.pending.is_empty() && !failing_due {
+                    if st.failing.is_empty() {
+                        if st.input_done {
+                            return;
+                        }
+                        st = slot.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+                    } else {
+                        let wait = st.failing_retry.wait(now);
+                        st = slot.cv.wait_timeout(st, wait).unwrap_or_else(|e| e.into_inner()).0;
                     }
-                    st = slot.cv.wait(st).unwrap_or_else(|e| e.into_inner());
                     continue;
                 }
-                let now = Instant::now();
                 if st.retry.ready(now) {
                     break;
                 }
                 let wait = st.retry.wait(now);
                 st = slot.cv.wait_timeout(st, wait).unwrap_or_else(|e| e.into_inner()).0;
             }
-            let batch = std::mem::take(&mut st.pending);
+            let mut batch = std::mem::take(&mut st.pending);
+            let retried = if st.failing_retry.ready(Instant::now()) {
+                std::mem::take(&mut st.failing)
+            } else {
+                BTreeSet::new()
+            };
+            batch.extend(retried.iter().cloned());
             st.in_flight = batch.len();
             st.running = true;
-            batch
+            (batch, retried)
         };
+        let (batch, retried) = batch;
         sh.bump();
         if !sh.slots.acquire(&sh.stop) {
             let mut st = slot.lock();
-            st.pending.extend(batch);
+            st.pending.extend(batch.difference(&retried).cloned());
+            st.failing.extend(retried);
             st.running = false;
             st.in_flight = 0;
             return;
@@ -246,7 +272,12 @@ pub fn host_worker(sh: &Shared, slot: &HostSlot) {
         st.in_flight = 0;
         let mut hook = None;
         match outcome {
-            Outcome::Delivered { requeue, hook: h } => {
+            Outcome::Delivered {
+                requeue,
+                hook: h,
+                failed,
+                failed_reason,
+            } => {
                 hook = h.filter(|_| sh.cfg.on_push.is_some());
                 st.hook_running = hook.is_some();
                 st.pushes += 1;
@@ -259,10 +290,42 @@ pub fn host_worker(sh: &Shared, slot: &HostSlot) {
                     ));
                 }
                 st.pending.extend(requeue);
+                if failed.is_empty() {
+                    if !retried.is_empty() && st.failing.is_empty() {
+                        st.failing_retry.succeed();
+                        st.failing_reason = None;
+                        sh.log.info(&format!(
+                            "{name}: the {} path{} that failed before delivered",
+                            retried.len(),
+                            plural(retried.len())
+                        ));
+                    }
+                } else {
+                    st.failing.extend(failed.iter().cloned());
+                    let f = st
+                        .failing_retry
+                        .fail(&sh.cfg.backoff, Instant::now(), Class::Temporary, &failed_reason);
+                    let msg = format!(
+                        "{name}: {} path{} not delivered (attempt {}): {}: {failed_reason}; the rest \
+                         of the push was delivered; retry in {}",
+                        failed.len(),
+                        plural(failed.len()),
+                        st.failing_retry.failures,
+                        name_list(&failed),
+                        human_duration(f.delay)
+                    );
+                    if f.news {
+                        sh.log.error(&msg);
+                    } else {
+                        sh.log.debug(&msg);
+                    }
+                    st.failing_reason = Some(failed_reason);
+                }
                 compact(sh, name, &mut st);
             }
             Outcome::Failed { class, reason, key } => {
-                st.pending.extend(batch);
+                st.pending.extend(batch.difference(&retried).cloned());
+                st.failing.extend(retried);
                 if sh.stopping() && sh.kill.load(Ordering::SeqCst) {
                     // Killed because rpush is stopping: not news about the host.
                     return;
@@ -304,9 +367,21 @@ pub fn host_worker(sh: &Shared, slot: &HostSlot) {
 /// included, until the next success. A failed compaction leaves the old, longer
 /// journal: replaying it re-pushes paths already delivered, which is harmless.
 pub fn compact(sh: &Shared, name: &str, st: &mut HostState) {
-    let HostState { journal, pending, .. } = st;
+    let HostState {
+        journal,
+        pending,
+        failing,
+        ..
+    } = st;
+    let all;
+    let keep = if failing.is_empty() {
+        &*pending
+    } else {
+        all = pending.union(failing).cloned().collect::<BTreeSet<_>>();
+        &all
+    };
     if let Some(j) = journal
-        && let Err(e) = j.rewrite(pending)
+        && let Err(e) = j.rewrite(keep)
     {
         sh.log.error(&format!(
             "{name}: journal {}: {}",
@@ -314,6 +389,19 @@ pub fn compact(sh: &Shared, name: &str, st: &mut HostState) {
             super::os_error(&e)
         ));
     }
+}
+
+/// Up to ten paths, escaped, for a log line.
+pub fn name_list(paths: &BTreeSet<Vec<u8>>) -> String {
+    let mut v: Vec<String> = paths
+        .iter()
+        .take(10)
+        .map(|p| if p.is_empty() { ".".to_string() } else { escape_bytes(p) })
+        .collect();
+    if paths.len() > 10 {
+        v.push(format!("and {} more", paths.len() - 10));
+    }
+    v.join(", ")
 }
 
 pub fn plural(n: usize) -> &'static str {
@@ -334,6 +422,9 @@ enum Outcome {
         requeue: Vec<Vec<u8>>,
         /// What to tell `--on-push` about, when it is set and something changed.
         hook: Option<Plan>,
+        /// Paths rsync named as not transferred (exit 23): the rest was delivered.
+        failed: BTreeSet<Vec<u8>>,
+        failed_reason: String,
     },
     Failed {
         class: Class,
@@ -473,7 +564,42 @@ fn push(sh: &Shared, host: &Host, batch: &BTreeSet<Vec<u8>>) -> Outcome {
                 }
             ));
             let hook = (report.changed > 0 && sh.cfg.on_push.is_some()).then_some(plan);
-            Outcome::Delivered { requeue, hook }
+            Outcome::Delivered {
+                requeue,
+                hook,
+                failed: BTreeSet::new(),
+                failed_reason: String::new(),
+            }
+        }
+        Verdict::Failed { key, .. }
+            if run.ended == Ended::Code(23)
+                && let Some(failed) = rsync::failed_paths(&run.stderr, base).filter(|f| !f.is_empty()) =>
+        {
+            // Per-file errors only: everything else in the push was delivered, so it
+            // counts (and its hook runs); the named paths stay pending on their own.
+            let report = rsync::parse_stdout(&run.stdout);
+            let mut plan = plan;
+            plan.updates.retain(|p| !failed.contains(p));
+            plan.deletions.retain(|p| !failed.contains(p));
+            sh.log.info(&format!(
+                "{}: pushed {} path{} of {} ({} not transferred, exit 23): {} change{}, {} bytes, {:.2}s",
+                host.name,
+                plan.len(),
+                plural(plan.len()),
+                batch.len(),
+                failed.len(),
+                report.changed,
+                plural(report.changed as usize),
+                report.bytes,
+                run.elapsed.as_secs_f64(),
+            ));
+            let hook = (report.changed > 0 && sh.cfg.on_push.is_some()).then_some(plan);
+            Outcome::Delivered {
+                requeue: Vec::new(),
+                hook,
+                failed,
+                failed_reason: key,
+            }
         }
         Verdict::Failed { class, reason, key } => {
             let reason = match &run.spawn_error {

@@ -50,7 +50,8 @@ pub fn command() -> clap::Command {
 }
 
 /// Runs rpush with `args` (including the program name) and returns its exit status:
-/// 0 all delivered, 1 some host still lacks paths, 2 usage error.
+/// 0 all delivered, 1 some host still lacks paths, 2 usage error, 3 stopped with
+/// everything pending journaled.
 pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     match crate::common::cli::parse_and_validate("rpush", args, config::Config::from_cli) {
         Ok(cfg) => run::run(cfg),

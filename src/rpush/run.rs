@@ -22,10 +22,15 @@ use crate::common::msg::{eprint, escape_bytes};
 /// same signal) before rpush exits; it is journaled, not pushed.
 const INPUT_GRACE: Duration = Duration::from_millis(1000);
 
+/// The exit status of a stop (SIGTERM/SIGINT) that left paths undelivered, every one
+/// of them in its host's journal: nothing is lost, the next start delivers them.
+pub const STOPPED_JOURNALED: u8 = 3;
+
 /// How often the main thread looks at the hosts (status file, drain, signals).
 const TICK: Duration = Duration::from_millis(50);
 
-/// Runs rpush with a checked configuration; returns 0 when everything was delivered, 1
+/// Runs rpush with a checked configuration; returns 0 when everything was delivered, 3
+/// when a stop left paths pending that are all journaled, 1
 /// otherwise (2 when the status file cannot be written at all).
 pub fn run(cfg: Config) -> ExitCode {
     let signalled = Arc::new(AtomicBool::new(false));
@@ -128,11 +133,44 @@ pub fn run(cfg: Config) -> ExitCode {
         }
     };
 
-    sh.stop.store(true, Ordering::SeqCst);
+    let soft = state == "stopped" && sh.cfg.state_dir.is_some();
+    if soft {
+        sh.soft_stop.store(true, Ordering::SeqCst);
+    } else {
+        sh.stop.store(true, Ordering::SeqCst);
+    }
     for h in &sh.hosts() {
         h.cv.notify_all();
     }
-    if state == "stopped" {
+    if soft {
+        // With --state-dir everything undelivered is journaled, so a stop waits only
+        // for what is worth waiting for: hosts that are up push what they have (the
+        // batch rbatch flushes on the same signal included), running rsyncs finish,
+        // within --drain-timeout. A host that is down does not hold the stop: its
+        // retry in progress is killed and its paths stay in its journal.
+        signalled.store(false, Ordering::SeqCst);
+        let start = Instant::now();
+        let until = start + sh.cfg.drain_timeout;
+        let busy = || {
+            let mut busy = !input_done.load(Ordering::SeqCst) && start.elapsed() < INPUT_GRACE;
+            for h in sh.hosts() {
+                let st = h.lock();
+                let down = st.retry.failures > 0;
+                if down && st.running {
+                    h.kill.store(true, Ordering::SeqCst);
+                }
+                busy |= st.hook_running || (st.running && !down) || (!down && !st.pending.is_empty());
+            }
+            busy
+        };
+        while busy() && Instant::now() < until && !signalled.load(Ordering::SeqCst) {
+            thread::sleep(TICK);
+        }
+        sh.stop.store(true, Ordering::SeqCst);
+        for h in &sh.hosts() {
+            h.cv.notify_all();
+        }
+    } else if state == "stopped" {
         // A signal: running rsyncs may finish (they are mid-transfer and a finished one
         // need not be redone), within --drain-timeout; a second signal cuts it short.
         // Meanwhile the reader still journals what arrives: the whole pipeline gets the
@@ -155,10 +193,13 @@ pub fn run(cfg: Config) -> ExitCode {
     for w in workers {
         let _ = w.join();
     }
+    // Whether everything undelivered is in a journal that holds exactly it.
+    let mut journaled = true;
     for h in &sh.hosts() {
         // What is left, exactly: the journal is what a restart replays.
         let mut st = h.lock();
-        worker::compact(&sh, &h.host.name, &mut st);
+        let ok = worker::compact(&sh, &h.host.name, &mut st);
+        journaled &= ok || st.lacking() == 0;
     }
     write_status(&sh, state);
 
@@ -202,6 +243,12 @@ pub fn run(cfg: Config) -> ExitCode {
     }
     if undelivered.is_empty() && refused == 0 && failed_hooks.is_empty() {
         ExitCode::SUCCESS
+    } else if state == "stopped" && journaled && refused == 0 && failed_hooks.is_empty() {
+        sh.log.info(&format!(
+            "stopped with paths pending, all journaled (the next start delivers them): {}",
+            undelivered.join("; ")
+        ));
+        ExitCode::from(STOPPED_JOURNALED)
     } else {
         if !undelivered.is_empty() {
             sh.log.error(&format!("not delivered: {}", undelivered.join("; ")));

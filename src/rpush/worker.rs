@@ -87,6 +87,8 @@ pub struct HostSlot {
     pub cv: Condvar,
     /// Taken out of the hosts files (SIGHUP): the worker ends after its current push.
     pub removed: AtomicBool,
+    /// Its running rsync is to be killed (a stop while the host is down).
+    pub kill: AtomicBool,
 }
 
 impl HostSlot {
@@ -96,6 +98,7 @@ impl HostSlot {
             state: Mutex::new(HostState::default()),
             cv: Condvar::new(),
             removed: AtomicBool::new(false),
+            kill: AtomicBool::new(false),
         }
     }
 }
@@ -157,6 +160,9 @@ pub struct Shared {
     pub stop: AtomicBool,
     /// Set when running rsyncs must not finish either: they are killed.
     pub kill: AtomicBool,
+    /// A stop with `--state-dir` (SIGTERM/SIGINT): hosts that are up push what they
+    /// have; a host that is down starts nothing more (its paths are journaled).
+    pub soft_stop: AtomicBool,
     /// Bumped on every change worth a new status file.
     pub generation: AtomicU64,
     /// Input records refused as not a path inside the base (see `batch::Resolver`):
@@ -184,6 +190,7 @@ impl Shared {
             slots,
             stop: AtomicBool::new(false),
             kill: AtomicBool::new(false),
+            soft_stop: AtomicBool::new(false),
             generation: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             failed_hooks: Mutex::new(Vec::new()),
@@ -224,8 +231,13 @@ pub fn host_worker(sh: &Shared, slot: &HostSlot) {
                 if sh.stopping() || slot.removed.load(Ordering::SeqCst) {
                     return;
                 }
+                let soft_stop = sh.soft_stop.load(Ordering::SeqCst);
+                if soft_stop && st.retry.failures > 0 {
+                    // Down: what it lacks is journaled; it must not hold the stop.
+                    return;
+                }
                 let now = Instant::now();
-                let failing_due = !st.failing.is_empty() && st.failing_retry.ready(now);
+                let failing_due = !soft_stop && !st.failing.is_empty() && st.failing_retry.ready(now);
                 if st.pending.is_empty() && !failing_due {
                     if st.failing.is_empty() {
                         if st.input_done {
@@ -245,7 +257,7 @@ pub fn host_worker(sh: &Shared, slot: &HostSlot) {
                 st = slot.cv.wait_timeout(st, wait).unwrap_or_else(|e| e.into_inner()).0;
             }
             let mut batch = std::mem::take(&mut st.pending);
-            let retried = if st.failing_retry.ready(Instant::now()) {
+            let retried = if !sh.soft_stop.load(Ordering::SeqCst) && st.failing_retry.ready(Instant::now()) {
                 std::mem::take(&mut st.failing)
             } else {
                 BTreeSet::new()
@@ -265,7 +277,7 @@ pub fn host_worker(sh: &Shared, slot: &HostSlot) {
             st.in_flight = 0;
             return;
         }
-        let outcome = push(sh, &slot.host, &batch);
+        let outcome = push(sh, slot, &batch);
         sh.slots.release();
         let mut st = slot.lock();
         st.running = false;
@@ -326,7 +338,7 @@ pub fn host_worker(sh: &Shared, slot: &HostSlot) {
             Outcome::Failed { class, reason, key } => {
                 st.pending.extend(batch.difference(&retried).cloned());
                 st.failing.extend(retried);
-                if sh.stopping() && sh.kill.load(Ordering::SeqCst) {
+                if (sh.stopping() && sh.kill.load(Ordering::SeqCst)) || slot.kill.load(Ordering::SeqCst) {
                     // Killed because rpush is stopping: not news about the host.
                     return;
                 }
@@ -365,8 +377,9 @@ pub fn host_worker(sh: &Shared, slot: &HostSlot) {
 /// After a success (and at exit) the journal is rewritten to hold just what is still
 /// pending. While a host is down it grows by one record per accepted batch, duplicates
 /// included, until the next success. A failed compaction leaves the old, longer
-/// journal: replaying it re-pushes paths already delivered, which is harmless.
-pub fn compact(sh: &Shared, name: &str, st: &mut HostState) {
+/// journal: replaying it re-pushes paths already delivered, which is harmless. True when
+/// the journal now holds exactly what is pending.
+pub fn compact(sh: &Shared, name: &str, st: &mut HostState) -> bool {
     let HostState {
         journal,
         pending,
@@ -380,14 +393,19 @@ pub fn compact(sh: &Shared, name: &str, st: &mut HostState) {
         all = pending.union(failing).cloned().collect::<BTreeSet<_>>();
         &all
     };
-    if let Some(j) = journal
-        && let Err(e) = j.rewrite(keep)
-    {
-        sh.log.error(&format!(
-            "{name}: journal {}: {}",
-            j.path.display(),
-            super::os_error(&e)
-        ));
+    match journal {
+        Some(j) => match j.rewrite(keep) {
+            Ok(()) => true,
+            Err(e) => {
+                sh.log.error(&format!(
+                    "{name}: journal {}: {}",
+                    j.path.display(),
+                    super::os_error(&e)
+                ));
+                false
+            }
+        },
+        None => false,
     }
 }
 
@@ -468,7 +486,8 @@ fn check_base(base: &[u8]) -> Result<(), String> {
 }
 
 /// One push of `batch` to `host`.
-fn push(sh: &Shared, host: &Host, batch: &BTreeSet<Vec<u8>>) -> Outcome {
+fn push(sh: &Shared, slot: &HostSlot, batch: &BTreeSet<Vec<u8>>) -> Outcome {
+    let host = &slot.host;
     let base = &sh.cfg.settings.base;
     if let Err(reason) = check_base(base) {
         return Outcome::Failed {
@@ -520,7 +539,7 @@ fn push(sh: &Shared, host: &Host, batch: &BTreeSet<Vec<u8>>) -> Outcome {
         &[],
         list,
         Limit::Idle(sh.cfg.watchdog),
-        &sh.kill,
+        &[&sh.kill, &slot.kill],
         Some(&mut on_out),
     );
     if let Some(p) = &sh.progress {
@@ -637,9 +656,8 @@ fn run_hook(sh: &Shared, host: &Host, cmd: &[OsString], plan: &Plan) {
     let program = Path::new(&argv[0]);
     // A hook that started runs to its end whatever happens to input or signals: it is
     // the reload the push was for. Only its own time limit stops it.
-    let never = AtomicBool::new(false);
     let limit = Limit::Total(sh.cfg.on_push_timeout);
-    let run = run_child(program, &argv[1..], &env, stdin, limit, &never, None);
+    let run = run_child(program, &argv[1..], &env, stdin, limit, &[], None);
     let shown = rsync::display(program, &argv[1..]);
     let failed = match run.ended {
         Ended::Code(0) => None,
@@ -754,14 +772,14 @@ pub enum Limit {
 }
 
 /// Runs `program args` with `input` on its stdin, collecting stdout and stderr, under
-/// `limit`; gives up (kills it) when `stop` is set.
+/// `limit`; gives up (kills it) when any of `stop` is set.
 pub fn run_child(
     program: &Path,
     args: &[OsString],
     env: &[(&str, &str)],
     input: Vec<u8>,
     limit: Limit,
-    stop: &AtomicBool,
+    stop: &[&AtomicBool],
     mut on_stdout: Option<OnStdout>,
 ) -> ChildRun {
     let start = Instant::now();
@@ -855,7 +873,7 @@ pub fn run_child(
         }
         match killed_at {
             None => {
-                let stopping = stop.load(Ordering::SeqCst);
+                let stopping = stop.iter().any(|f| f.load(Ordering::SeqCst));
                 let over = match limit {
                     Limit::Idle(d) => last_progress.elapsed() >= d,
                     Limit::Total(d) => start.elapsed() >= d,
@@ -913,7 +931,7 @@ mod tests {
             &[],
             vec![],
             Limit::Idle(Duration::from_millis(300)),
-            &stop,
+            &[&stop],
             None,
         );
         assert_eq!(run.ended, Ended::Watchdog);
@@ -930,7 +948,7 @@ mod tests {
             &[],
             vec![],
             Limit::Idle(Duration::from_millis(200)),
-            &stop,
+            &[&stop],
             None,
         );
         assert_eq!(run.ended, Ended::Watchdog);
@@ -951,7 +969,7 @@ mod tests {
             &[],
             vec![],
             Limit::Idle(Duration::from_millis(300)),
-            &stop,
+            &[&stop],
             None,
         );
         assert_eq!(run.ended, Ended::Watchdog);
@@ -967,7 +985,7 @@ mod tests {
             &[],
             vec![],
             Limit::Idle(Duration::from_secs(60)),
-            &stop,
+            &[&stop],
             None,
         );
         assert_eq!(run.ended, Ended::Signal(libc::SIGTERM));
@@ -984,7 +1002,7 @@ mod tests {
             &[],
             vec![],
             Limit::Total(Duration::from_millis(400)),
-            &stop,
+            &[&stop],
             None,
         );
         assert_eq!(run.ended, Ended::Watchdog);
@@ -1001,7 +1019,7 @@ mod tests {
             &[],
             b"in\0put".to_vec(),
             Limit::Idle(Duration::from_secs(10)),
-            &stop,
+            &[&stop],
             None,
         );
         assert_eq!(run.ended, Ended::Code(3));
@@ -1013,7 +1031,7 @@ mod tests {
             &[],
             vec![],
             Limit::Idle(Duration::from_secs(1)),
-            &stop,
+            &[&stop],
             None,
         );
         assert_eq!(run.ended, Ended::NotStarted);

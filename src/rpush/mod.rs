@@ -31,6 +31,7 @@ pub mod config;
 pub mod hosts;
 pub mod journal;
 pub mod log;
+pub mod outage;
 pub mod paths;
 pub mod progress;
 pub mod retry;

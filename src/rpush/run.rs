@@ -26,6 +26,9 @@ const INPUT_GRACE: Duration = Duration::from_millis(1000);
 /// of them in its host's journal: nothing is lost, the next start delivers them.
 pub const STOPPED_JOURNALED: u8 = 3;
 
+/// The status file is rewritten at least this often, idle or not: its heartbeat.
+const HEARTBEAT: Duration = Duration::from_secs(2);
+
 /// How often the main thread looks at the hosts (status file, drain, signals).
 const TICK: Duration = Duration::from_millis(50);
 
@@ -96,10 +99,12 @@ pub fn run(cfg: Config) -> ExitCode {
     }
 
     let mut seen = u64::MAX;
+    let mut written = Instant::now();
     let mut drain_until: Option<Instant> = None;
     let state = loop {
         thread::sleep(TICK);
-        if signalled.load(Ordering::SeqCst) {
+        // Taken (swap), so that a second signal, however soon, is seen as one.
+        if signalled.swap(false, Ordering::SeqCst) {
             sh.log.info("signal received: stopping");
             break "stopped";
         }
@@ -108,8 +113,9 @@ pub fn run(cfg: Config) -> ExitCode {
             reload(&sh, &mut workers, input_done.load(Ordering::SeqCst));
         }
         let generation = sh.generation.load(Ordering::SeqCst);
-        if generation != seen {
+        if generation != seen || written.elapsed() >= HEARTBEAT {
             seen = generation;
+            written = Instant::now();
             write_status(&sh, "running");
         }
         if input_done.load(Ordering::SeqCst) {
@@ -148,7 +154,6 @@ pub fn run(cfg: Config) -> ExitCode {
         // batch rbatch flushes on the same signal included), running rsyncs finish,
         // within --drain-timeout. A host that is down does not hold the stop: its
         // retry in progress is killed and its paths stay in its journal.
-        signalled.store(false, Ordering::SeqCst);
         let start = Instant::now();
         let until = start + sh.cfg.drain_timeout;
         let busy = || {
@@ -165,6 +170,10 @@ pub fn run(cfg: Config) -> ExitCode {
         };
         while busy() && Instant::now() < until && !signalled.load(Ordering::SeqCst) {
             thread::sleep(TICK);
+            if written.elapsed() >= HEARTBEAT {
+                written = Instant::now();
+                write_status(&sh, "stopping");
+            }
         }
         sh.stop.store(true, Ordering::SeqCst);
         for h in &sh.hosts() {
@@ -176,7 +185,6 @@ pub fn run(cfg: Config) -> ExitCode {
         // Meanwhile the reader still journals what arrives: the whole pipeline gets the
         // same SIGTERM from systemd, and rbatch flushes its batch to us on it; up to
         // INPUT_GRACE is given for that batch and the end of input behind it.
-        signalled.store(false, Ordering::SeqCst);
         let start = Instant::now();
         let until = start + sh.cfg.drain_timeout;
         let busy = || {
@@ -187,6 +195,10 @@ pub fn run(cfg: Config) -> ExitCode {
         };
         while busy() && Instant::now() < until && !signalled.load(Ordering::SeqCst) {
             thread::sleep(TICK);
+            if written.elapsed() >= HEARTBEAT {
+                written = Instant::now();
+                write_status(&sh, "stopping");
+            }
         }
     }
     sh.kill.store(true, Ordering::SeqCst);
@@ -221,6 +233,9 @@ pub fn run(cfg: Config) -> ExitCode {
                     st.failing_reason.as_deref().unwrap_or("unknown")
                 ));
             }
+            if let Some(o) = &st.outage {
+                why.push_str(&format!(" (in outage since {})", o.began_at));
+            }
             let kept = st
                 .journal
                 .as_ref()
@@ -245,16 +260,23 @@ pub fn run(cfg: Config) -> ExitCode {
         ExitCode::SUCCESS
     } else if state == "stopped" && journaled && refused == 0 && failed_hooks.is_empty() {
         sh.log.info(&format!(
-            "stopped with paths pending, all journaled (the next start delivers them): {}",
-            undelivered.join("; ")
+            "stopped with paths pending, all journaled (the next start delivers them): {}; {}",
+            undelivered.join("; "),
+            whoami()
         ));
         ExitCode::from(STOPPED_JOURNALED)
     } else {
         if !undelivered.is_empty() {
-            sh.log.error(&format!("not delivered: {}", undelivered.join("; ")));
+            sh.log
+                .error(&format!("not delivered: {}; {}", undelivered.join("; "), whoami()));
         }
         ExitCode::from(1)
     }
+}
+
+/// Which rpush says so, and when: the exit summary's signature (as in the status file).
+fn whoami() -> String {
+    format!("rpush pid {} at {}", std::process::id(), worker::now_string())
 }
 
 /// The reader thread's work: batches from stdin to every host until end of input.
@@ -532,10 +554,15 @@ fn render_status(sh: &Shared, state: &str) -> String {
                 last_error_time: st.last_error.as_ref().map(|(t, _)| t.clone()),
                 consecutive_failures: st.retry.failures,
                 retry_in: waiting.then(|| st.retry.wait(now).as_secs_f64()),
+                outage_since: st.outage.as_ref().map(|o| o.began_at.clone()),
             }
         })
         .collect();
-    status::render(&worker::now_string(), state, &hosts)
+    let writer = status::Writer {
+        pid: std::process::id(),
+        every_secs: HEARTBEAT.as_secs(),
+    };
+    status::render(&worker::now_string(), state, writer, &hosts)
 }
 
 fn write_status(sh: &Shared, state: &str) {

@@ -28,6 +28,8 @@ pub struct HostStatus {
     pub consecutive_failures: u32,
     /// Seconds until the next attempt when backing off.
     pub retry_in: Option<f64>,
+    /// When its current outage began (its first failed push since the last success).
+    pub outage_since: Option<String>,
 }
 
 /// Escapes a string for a JSON string literal.
@@ -54,34 +56,48 @@ fn string_or_null(s: &Option<String>) -> String {
     }
 }
 
-/// Renders the whole document.
-pub fn render(updated: &str, state: &str, hosts: &[HostStatus]) -> String {
+/// Who writes the document and how often: what lets a reader tell a dead rpush (its
+/// pid gone, or the heartbeat older than a few intervals) from an idle one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Writer {
+    pub pid: u32,
+    /// The document is rewritten at least this often (the heartbeat).
+    pub every_secs: u64,
+}
+
+/// Renders the whole document; `updated` is also the heartbeat time.
+pub fn render(updated: &str, state: &str, writer: Writer, hosts: &[HostStatus]) -> String {
     let mut out = format!(
-        "{{\n  \"updated\": \"{}\",\n  \"state\": \"{}\",\n  \"hosts\": [",
+        "{{\n  \"updated\": \"{}\",\n  \"state\": \"{}\",\n  \"pid\": {},\n  \"heartbeat\": \"{}\",\n  \
+         \"heartbeat_every_seconds\": {},\n  \"hosts\": [",
         escape(updated),
-        escape(state)
+        escape(state),
+        writer.pid,
+        escape(updated),
+        writer.every_secs,
     );
     for (i, h) in hosts.iter().enumerate() {
         out.push_str(if i == 0 { "\n" } else { ",\n" });
         out.push_str(&format!(
-            "    {{\"host\": \"{}\", \"dest\": \"{}\", \"pending\": {}, \"running\": {}, \"failing\": [{}], \"pushes\": {}, \
+            "    {{\"host\": \"{}\", \"dest\": \"{}\", \"pending\": {}, \"running\": {}, \"pushes\": {}, \
              \"last_success\": {}, \"last_error\": {}, \"last_error_time\": {}, \"consecutive_failures\": {}, \
-             \"retry_in_seconds\": {}}}",
+             \"retry_in_seconds\": {}, \"outage_since\": {}, \"failing\": [{}]}}",
             escape(&h.name),
             escape(&h.dest),
             h.pending,
             h.running,
-            h.failing
-                .iter()
-                .map(|f| format!("\"{}\"", escape(f)))
-                .collect::<Vec<_>>()
-                .join(", "),
             h.pushes,
             string_or_null(&h.last_success),
             string_or_null(&h.last_error),
             string_or_null(&h.last_error_time),
             h.consecutive_failures,
             h.retry_in.map_or("null".to_string(), |s| format!("{s:.1}")),
+            string_or_null(&h.outage_since),
+            h.failing
+                .iter()
+                .map(|f| format!("\"{}\"", escape(f)))
+                .collect::<Vec<_>>()
+                .join(", "),
         ));
     }
     out.push_str("\n  ]\n}\n");
@@ -133,18 +149,20 @@ mod tests {
             retry_in: Some(4.0),
             ..Default::default()
         };
+        let w = Writer { pid: 42, every_secs: 2 };
         let doc = render(
             "2026-01-01T00:00:00Z",
             "running",
+            w,
             &[h.clone(), HostStatus { name: "b".into(), ..h }],
         );
-        assert!(doc.starts_with("{\n  \"updated\": \"2026-01-01T00:00:00Z\",\n  \"state\": \"running\",\n  \"hosts\": [\n    {\"host\": \"web1\""));
-        assert!(doc.contains("\"pending\": 3, \"running\": false, \"failing\": [], \"pushes\": 0, \"last_success\": null, \"last_error\": \"rsync exit 5: @ERROR: auth failed\""));
-        assert!(doc.contains("\"retry_in_seconds\": 4.0}"));
+        assert!(doc.starts_with("{\n  \"updated\": \"2026-01-01T00:00:00Z\",\n  \"state\": \"running\",\n  \"pid\": 42,\n  \"heartbeat\": \"2026-01-01T00:00:00Z\",\n  \"heartbeat_every_seconds\": 2,\n  \"hosts\": [\n    {\"host\": \"web1\""));
+        assert!(doc.contains("\"pending\": 3, \"running\": false, \"pushes\": 0, \"last_success\": null, \"last_error\": \"rsync exit 5: @ERROR: auth failed\""));
+        assert!(doc.contains("\"retry_in_seconds\": 4.0, \"outage_since\": null, \"failing\": []}"));
         assert!(doc.ends_with("}\n  ]\n}\n"));
         assert_eq!(
-            render("t", "done", &[]),
-            "{\n  \"updated\": \"t\",\n  \"state\": \"done\",\n  \"hosts\": [\n  ]\n}\n"
+            render("t", "done", w, &[]),
+            "{\n  \"updated\": \"t\",\n  \"state\": \"done\",\n  \"pid\": 42,\n  \"heartbeat\": \"t\",\n  \"heartbeat_every_seconds\": 2,\n  \"hosts\": [\n  ]\n}\n"
         );
     }
 

@@ -32,6 +32,7 @@ use super::collapse::{self, Kind, Plan};
 use super::config::{Config, Host, Verbosity};
 use super::journal::Journal;
 use super::log::Log;
+use super::outage::{self, Outage};
 use super::paths;
 use super::progress::{LineCounter, Progress};
 use super::retry::{Class, RetryState};
@@ -61,6 +62,8 @@ pub struct HostState {
     pub failing_retry: RetryState,
     /// rsync's words about the failing paths (its first per-file error line).
     pub failing_reason: Option<String>,
+    /// Since its first failed push, until the next push that gets through.
+    pub outage: Option<Outage>,
     pub pushes: u64,
     pub last_success: Option<String>,
     pub last_error: Option<(String, String)>,
@@ -224,6 +227,7 @@ pub fn now_string() -> String {
 /// delivered, when rpush stops, or when the host is removed.
 pub fn host_worker(sh: &Shared, slot: &HostSlot) {
     let name = &slot.host.name;
+    let probe_port = outage::port(&slot.host.target, sh.cfg.settings.rsh.as_deref());
     loop {
         let batch = {
             let mut st = slot.lock();
@@ -253,7 +257,45 @@ pub fn host_worker(sh: &Shared, slot: &HostSlot) {
                 if st.retry.ready(now) {
                     break;
                 }
-                let wait = st.retry.wait(now);
+                let mut wait = st.retry.wait(now);
+                let temporary = st.retry.last_class() == Some(Class::Temporary);
+                if let Some(o) = st.outage.as_mut() {
+                    if let Some(d) = o.report_due(now) {
+                        let failures = st.retry.failures;
+                        let last = st.last_error.as_ref().map_or("", |(_, r)| r.as_str());
+                        sh.log.info(&format!(
+                            "{name}: outage persists ({}, {failures} failed attempt{}): {last}",
+                            human_duration(d),
+                            plural(failures as usize)
+                        ));
+                        continue;
+                    }
+                    if let (Some(port), true) = (probe_port, temporary) {
+                        if o.probe_due(now) {
+                            // Outside the lock: a connect may take PROBE_TIMEOUT.
+                            drop(st);
+                            let reachable = outage::probe(&slot.host.target.host, port);
+                            st = slot.lock();
+                            let host = &slot.host.target.host;
+                            let HostState { outage, retry, .. } = &mut *st;
+                            if let Some(o) = outage.as_mut() {
+                                let first_miss = !reachable && !o.probe_failed;
+                                if o.probed(Instant::now(), reachable) {
+                                    retry.cut();
+                                    sh.log
+                                        .info(&format!("{name}: {host} port {port} answers again: pushing now"));
+                                } else if first_miss {
+                                    sh.log.verbose(&format!(
+                                        "{name}: {host} port {port} does not answer; probing every {}",
+                                        human_duration(outage::PROBE_EVERY)
+                                    ));
+                                }
+                            }
+                            continue;
+                        }
+                        wait = wait.min(o.until_probe(now));
+                    }
+                }
                 st = slot.cv.wait_timeout(st, wait).unwrap_or_else(|e| e.into_inner()).0;
             }
             let mut batch = std::mem::take(&mut st.pending);
@@ -295,10 +337,12 @@ pub fn host_worker(sh: &Shared, slot: &HostSlot) {
                 st.pushes += 1;
                 st.last_success = Some(now_string());
                 let ended = st.retry.succeed();
+                let lasted = st.outage.take().map(|o| o.began.elapsed());
                 if ended > 0 {
                     sh.log.info(&format!(
-                        "{name}: recovered after {ended} failed attempt{}",
-                        plural(ended as usize)
+                        "{name}: recovered after {ended} failed attempt{}; outage ended, it lasted {}",
+                        plural(ended as usize),
+                        human_duration(lasted.unwrap_or_default())
                     ));
                 }
                 st.pending.extend(requeue);
@@ -342,7 +386,15 @@ pub fn host_worker(sh: &Shared, slot: &HostSlot) {
                     // Killed because rpush is stopping: not news about the host.
                     return;
                 }
-                let f = st.retry.fail(&sh.cfg.backoff, Instant::now(), class, &key);
+                let now = Instant::now();
+                match st.outage.as_mut() {
+                    Some(o) => o.pushed(now),
+                    None => {
+                        st.outage = Some(Outage::begin(now, now_string()));
+                        sh.log.info(&format!("{name}: outage began"));
+                    }
+                }
+                let f = st.retry.fail(&sh.cfg.backoff, now, class, &key);
                 let kind = match class {
                     Class::Temporary => "temporary",
                     Class::Permanent => "permanent",

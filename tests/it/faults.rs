@@ -12,6 +12,7 @@ mod fragments;
 mod hooks;
 mod hostile;
 mod journal;
+mod outage;
 mod partial;
 mod pipeline;
 mod reload;

@@ -4,6 +4,7 @@
 mod deploy;
 mod docs;
 mod faults;
+mod json;
 mod rbatch;
 mod rpush;
 mod rsyncd;

@@ -396,13 +396,35 @@ fn open_journals(sh: &Shared, dir: &std::path::Path, slots: &[Arc<HostSlot>]) ->
             ));
         }
         st.pending.extend(replay.paths);
+        if let Some(owed) = replay.owed_hook {
+            if sh.cfg.on_push.is_some() {
+                sh.log.info(&format!(
+                    "{}: an --on-push hook is owed (rpush ended before it ran to its end): it runs \
+                     after the next successful push",
+                    h.host.name
+                ));
+                // Pushed again (a no-op when they are current): the push the hook follows.
+                st.pending.extend(owed.iter().cloned());
+                st.owed_hook = Some(owed);
+            } else {
+                sh.log.info(&format!(
+                    "{}: an --on-push hook was owed, but no --on-push is given now: dropped",
+                    h.host.name
+                ));
+            }
+        }
         st.journal = Some(j);
         if !st.pending.is_empty() {
             // Replayed paths must survive the next compaction even if the bad tail's
             // full sync is all that is new.
-            let HostState { journal, pending, .. } = &mut *st;
+            let HostState {
+                journal,
+                pending,
+                owed_hook,
+                ..
+            } = &mut *st;
             if let Some(j) = journal {
-                j.rewrite(pending).map_err(failed)?;
+                j.rewrite_with(pending, owed_hook.as_ref()).map_err(failed)?;
             }
         }
     }

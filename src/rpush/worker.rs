@@ -64,6 +64,10 @@ pub struct HostState {
     pub failing_reason: Option<String>,
     /// Since its first failed push, until the next push that gets through.
     pub outage: Option<Outage>,
+    /// An `--on-push` hook is owed for these paths: set when a push that changed
+    /// something is delivered (or replayed from the journal), cleared once the hook ran
+    /// to its end. Journaled, so a kill before or during the hook does not lose it.
+    pub owed_hook: Option<BTreeSet<Vec<u8>>>,
     pub pushes: u64,
     pub last_success: Option<String>,
     pub last_error: Option<(String, String)>,
@@ -305,6 +309,16 @@ pub fn host_worker(sh: &Shared, slot: &HostSlot) {
                 BTreeSet::new()
             };
             batch.extend(retried.iter().cloned());
+            if sh.cfg.on_push.is_some()
+                && let Some(j) = st.journal.as_mut()
+                && let Err(e) = j.append_owed(&batch)
+            {
+                sh.log.error(&format!(
+                    "{name}: journal {}: {}; a kill during this push could lose its hook",
+                    j.path.display(),
+                    super::os_error(&e)
+                ));
+            }
             st.in_flight = batch.len();
             st.running = true;
             (batch, retried)
@@ -332,7 +346,9 @@ pub fn host_worker(sh: &Shared, slot: &HostSlot) {
                 failed,
                 failed_reason,
             } => {
-                hook = h.filter(|_| sh.cfg.on_push.is_some());
+                // A hook owed from before (a kill, a stop) runs now, with this one.
+                hook = merge_owed(h, st.owed_hook.take()).filter(|_| sh.cfg.on_push.is_some());
+                st.owed_hook = hook.as_ref().map(|p| p.entries().cloned().collect());
                 st.hook_running = hook.is_some();
                 st.pushes += 1;
                 st.last_success = Some(now_string());
@@ -420,7 +436,11 @@ pub fn host_worker(sh: &Shared, slot: &HostSlot) {
         // push, so a reload always follows the push it is about.
         if let (Some(plan), Some(cmd)) = (hook, &sh.cfg.on_push) {
             run_hook(sh, &slot.host, cmd, &plan);
-            slot.lock().hook_running = false;
+            let mut st = slot.lock();
+            st.hook_running = false;
+            st.owed_hook = None;
+            compact(sh, name, &mut st);
+            drop(st);
             sh.bump();
         }
     }
@@ -436,6 +456,7 @@ pub fn compact(sh: &Shared, name: &str, st: &mut HostState) -> bool {
         journal,
         pending,
         failing,
+        owed_hook,
         ..
     } = st;
     let all;
@@ -446,7 +467,7 @@ pub fn compact(sh: &Shared, name: &str, st: &mut HostState) -> bool {
         &all
     };
     match journal {
-        Some(j) => match j.rewrite(keep) {
+        Some(j) => match j.rewrite_with(keep, owed_hook.as_ref()) {
             Ok(()) => true,
             Err(e) => {
                 sh.log.error(&format!(
@@ -458,6 +479,26 @@ pub fn compact(sh: &Shared, name: &str, st: &mut HostState) -> bool {
             }
         },
         None => false,
+    }
+}
+
+/// This push's hook plan with the paths of a hook still owed from before added: one
+/// hook run tells about both.
+fn merge_owed(plan: Option<Plan>, owed: Option<BTreeSet<Vec<u8>>>) -> Option<Plan> {
+    match (plan, owed) {
+        (plan, None) => plan,
+        (None, Some(o)) => Some(Plan {
+            deletions: Vec::new(),
+            updates: o.into_iter().collect(),
+        }),
+        (Some(mut p), Some(o)) => {
+            for e in o {
+                if !p.entries().any(|x| *x == e) {
+                    p.updates.push(e);
+                }
+            }
+            Some(p)
+        }
     }
 }
 

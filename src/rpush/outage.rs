@@ -151,6 +151,44 @@ pub fn probe(host: &str, port: u16) -> bool {
         .any(|a| TcpStream::connect_timeout(&a, PROBE_TIMEOUT).is_ok())
 }
 
+/// Whether the rsync daemon at `host:port` greets within `limit` (it speaks first:
+/// `@RSYNCD: 32.0 ...`). rsync's own `--contimeout` bounds only the TCP connect, so a
+/// listener that accepts and never speaks held a `-j` slot until `--timeout` (30 s by
+/// default) on every try. `Err` only for that silence; a refused or failed connect is
+/// left to rsync, which says it in its own words.
+pub fn greets(host: &str, port: u16, limit: Duration) -> Result<(), String> {
+    use std::io::Read;
+    let start = Instant::now();
+    let Some(addr) = (host, port).to_socket_addrs().ok().and_then(|mut a| a.next()) else {
+        return Ok(());
+    };
+    let Ok(mut conn) = TcpStream::connect_timeout(&addr, limit) else {
+        return Ok(());
+    };
+    let silent = || {
+        Err(format!(
+            "connected, but no rsync daemon greeting within --contimeout ({})",
+            super::worker::human_duration(limit)
+        ))
+    };
+    let mut buf = [0u8; 64];
+    loop {
+        let left = limit.saturating_sub(start.elapsed());
+        if left.is_zero() || conn.set_read_timeout(Some(left)).is_err() {
+            return silent();
+        }
+        match conn.read(&mut buf) {
+            // Spoke, or hung up: either way rsync tells the rest.
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                return silent();
+            }
+            Err(_) => return Ok(()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,6 +252,33 @@ mod tests {
         o.probed(t0 + s(10), false);
         o.pushed(t0 + s(10));
         assert!(!o.probed(t0 + s(11), true), "a push in between starts over");
+    }
+
+    #[test]
+    fn a_silent_listener_does_not_greet_and_a_closed_port_is_left_to_rsync() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let t0 = Instant::now();
+        let err = greets("127.0.0.1", port, Duration::from_millis(300)).unwrap_err();
+        assert!(
+            err.contains("no rsync daemon greeting within --contimeout (0.3s)"),
+            "{err}"
+        );
+        assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let speaker = std::thread::spawn(move || {
+            use std::io::Write;
+            let (mut c, _) = l.accept().unwrap();
+            c.write_all(b"@RSYNCD: 32.0\n").unwrap();
+        });
+        assert_eq!(greets("127.0.0.1", port, Duration::from_secs(5)), Ok(()));
+        speaker.join().unwrap();
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        assert_eq!(greets("127.0.0.1", closed, Duration::from_millis(300)), Ok(()));
     }
 
     #[test]

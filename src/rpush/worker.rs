@@ -30,6 +30,7 @@ use nix::unistd::Pid;
 
 use super::collapse::{self, Kind, Plan};
 use super::config::{Config, Host, Verbosity};
+use super::hosts::Transport;
 use super::journal::Journal;
 use super::log::Log;
 use super::outage::{self, Outage};
@@ -117,40 +118,86 @@ impl HostSlot {
     }
 }
 
-/// A counting semaphore for `-j`.
+/// The `-j` job slots, handed out first come, first served: a host that just finished
+/// a push and wants another queues behind every host already waiting, so no host waits
+/// more than one round of the others (a plain semaphore let two hosts take turns while
+/// others waited for their first push).
 pub struct Slots {
-    free: Mutex<usize>,
+    state: Mutex<SlotQueue>,
     cv: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct SlotQueue {
+    free: usize,
+    next_ticket: u64,
+    waiting: std::collections::VecDeque<u64>,
+}
+
+impl SlotQueue {
+    /// Takes a ticket in the queue.
+    fn join(&mut self) -> u64 {
+        let t = self.next_ticket;
+        self.next_ticket += 1;
+        self.waiting.push_back(t);
+        t
+    }
+
+    /// Whether ticket `t` gets a slot now; if so it leaves the queue with the slot.
+    fn try_take(&mut self, t: u64) -> bool {
+        if self.free > 0 && self.waiting.front() == Some(&t) {
+            self.waiting.pop_front();
+            self.free -= 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn leave(&mut self, t: u64) {
+        self.waiting.retain(|&x| x != t);
+    }
 }
 
 impl Slots {
     pub fn new(n: usize) -> Slots {
         Slots {
-            free: Mutex::new(n),
+            state: Mutex::new(SlotQueue {
+                free: n,
+                ..SlotQueue::default()
+            }),
             cv: Condvar::new(),
         }
     }
 
-    /// Takes a slot; gives up (false) once `stop` is set.
+    fn lock(&self) -> MutexGuard<'_, SlotQueue> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes a slot in turn; gives up (false) once `stop` is set.
     fn acquire(&self, stop: &AtomicBool) -> bool {
-        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        while *free == 0 {
+        let mut q = self.lock();
+        let t = q.join();
+        while !q.try_take(t) {
             if stop.load(Ordering::SeqCst) {
+                q.leave(t);
+                self.cv.notify_all();
                 return false;
             }
-            free = self
+            q = self
                 .cv
-                .wait_timeout(free, Duration::from_millis(100))
+                .wait_timeout(q, Duration::from_millis(100))
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
-        *free -= 1;
+        // The next in line may be able to go too (-j > 1).
+        self.cv.notify_all();
         true
     }
 
     fn release(&self) {
-        *self.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-        self.cv.notify_one();
+        self.lock().free += 1;
+        self.cv.notify_all();
     }
 }
 
@@ -608,6 +655,26 @@ fn push(sh: &Shared, slot: &HostSlot, batch: &BTreeSet<Vec<u8>>) -> Outcome {
         list.extend_from_slice(&paths::wire(e));
         list.push(0);
     }
+    // A host not known to be answering (its first push, or it failed last time) must
+    // greet within --contimeout before rsync gets a slot's worth of time: see
+    // `outage::greets`. (ssh's ConnectTimeout already covers its banner exchange.)
+    let contimeout = sh.cfg.settings.contimeout;
+    let unproven = {
+        let st = slot.lock();
+        st.retry.failures > 0 || st.pushes == 0
+    };
+    if host.target.transport == Transport::Daemon
+        && unproven
+        && !contimeout.is_zero()
+        && let Some(port) = outage::port(&host.target, None)
+        && let Err(reason) = outage::greets(&host.target.host, port, contimeout)
+    {
+        return Outcome::Failed {
+            class: Class::Temporary,
+            key: reason.clone(),
+            reason,
+        };
+    }
     let args = rsync::args(&sh.cfg.settings, &host.target);
     sh.log.verbose(&format!(
         "{}: {} ({} deletion{} and {} update{} on stdin)",
@@ -1008,6 +1075,32 @@ pub fn run_child(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slots_go_first_come_first_served() {
+        let mut q = SlotQueue {
+            free: 1,
+            ..SlotQueue::default()
+        };
+        let (a, b, c) = (q.join(), q.join(), q.join());
+        assert!(!q.try_take(b) && !q.try_take(c), "b and c wait behind a");
+        assert!(q.try_take(a));
+        // a is done and wants another push: it queues behind b and c.
+        q.free += 1;
+        let a2 = q.join();
+        assert!(!q.try_take(a2) && !q.try_take(c));
+        assert!(q.try_take(b));
+        q.free += 1;
+        assert!(!q.try_take(a2));
+        assert!(q.try_take(c));
+        q.free += 1;
+        assert!(q.try_take(a2));
+        // One that gives up leaves the queue and blocks nobody.
+        q.free += 1;
+        let (d, e) = (q.join(), q.join());
+        q.leave(d);
+        assert!(q.try_take(e));
+    }
 
     #[test]
     fn placeholder_replacement() {

@@ -16,6 +16,7 @@ mod outage;
 mod partial;
 mod pipeline;
 mod reload;
+mod slots;
 mod stops;
 mod targets;
 

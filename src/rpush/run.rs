@@ -501,6 +501,38 @@ fn reload(sh: &Arc<Shared>, workers: &mut Vec<thread::JoinHandle<()>>, input_don
             list.push(Arc::clone(slot));
             continue;
         }
+        // Removed by an earlier SIGHUP and listed again: the same slot, so one journal
+        // handle per destination for the life of the process (a second one would
+        // rewrite the same file through the same temporary name). Its worker may still
+        // be finishing the push it ran when it was removed: then it just goes on.
+        if let Some(slot) = sh.take_retired(&h.target.dest) {
+            let need_worker = {
+                let mut st = slot.lock();
+                slot.removed.store(false, Ordering::SeqCst);
+                st.input_done = input_done;
+                !st.worker_alive
+            };
+            queue_host(sh, &slot, &[Vec::new()]);
+            if need_worker {
+                match spawn_worker(sh, Arc::clone(&slot)) {
+                    Ok(w) => workers.push(w),
+                    Err(e) => {
+                        sh.log.error(&format!(
+                            "SIGHUP: {}: cannot start a worker thread: {e}",
+                            slot.host.name
+                        ));
+                        sh.retire(Arc::clone(&slot));
+                        continue;
+                    }
+                }
+            }
+            sh.log.info(&format!(
+                "{}: added back ({}), full sync queued",
+                slot.host.name, slot.host.target.dest
+            ));
+            list.push(slot);
+            continue;
+        }
         let slot = Arc::new(HostSlot::new(h));
         if let Some(dir) = &sh.cfg.state_dir
             && let Err(msg) = open_journals(sh, dir, std::slice::from_ref(&slot))
@@ -532,6 +564,7 @@ fn reload(sh: &Arc<Shared>, workers: &mut Vec<thread::JoinHandle<()>>, input_don
         }
         o.removed.store(true, Ordering::SeqCst);
         o.cv.notify_all();
+        sh.retire(Arc::clone(o));
         let st = o.lock();
         let n = st.lacking();
         let kept = match &st.journal {
@@ -551,9 +584,15 @@ fn reload(sh: &Arc<Shared>, workers: &mut Vec<thread::JoinHandle<()>>, input_don
 
 fn spawn_worker(sh: &Arc<Shared>, slot: Arc<HostSlot>) -> io::Result<thread::JoinHandle<()>> {
     let sh2 = Arc::clone(sh);
-    thread::Builder::new()
+    slot.lock().worker_alive = true;
+    let s2 = Arc::clone(&slot);
+    let spawned = thread::Builder::new()
         .name(format!("host {}", slot.host.name))
-        .spawn(move || worker::host_worker(&sh2, &slot))
+        .spawn(move || worker::host_worker(&sh2, &s2));
+    if spawned.is_err() {
+        slot.lock().worker_alive = false;
+    }
+    spawned
 }
 
 fn render_status(sh: &Shared, state: &str) -> String {

@@ -55,6 +55,10 @@ pub struct HostState {
     pub hook_running: bool,
     /// No more batches will come.
     pub input_done: bool,
+    /// Its worker thread runs (cleared by the worker itself, under this lock, in the
+    /// same step as it decides to end: a SIGHUP that lists the host again then knows
+    /// whether to start a new one).
+    pub worker_alive: bool,
     pub retry: RetryState,
     /// Paths rsync named as not transferred (its per-file errors, exit 23) in a push
     /// that delivered the rest: retried on their own backoff, so they hold back neither
@@ -224,6 +228,9 @@ pub struct Shared {
     pub refused: AtomicU64,
     /// Hooks that failed or were killed, as `host (why)`: named at exit, exit status 1.
     pub failed_hooks: Mutex<Vec<String>>,
+    /// Targets a SIGHUP removed, kept (with their journal handle) in case a later one
+    /// lists them again.
+    retired: Mutex<Vec<Arc<HostSlot>>>,
 }
 
 impl Shared {
@@ -248,6 +255,7 @@ impl Shared {
             generation: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             failed_hooks: Mutex::new(Vec::new()),
+            retired: Mutex::new(Vec::new()),
         }
     }
 
@@ -259,6 +267,18 @@ impl Shared {
     /// Replaces the host list (SIGHUP).
     pub fn set_hosts(&self, hosts: Vec<Arc<HostSlot>>) {
         *self.hosts.write().unwrap_or_else(|e| e.into_inner()) = hosts;
+    }
+
+    /// Keeps a removed target's slot for a later SIGHUP that lists it again.
+    pub fn retire(&self, slot: Arc<HostSlot>) {
+        self.retired.lock().unwrap_or_else(|e| e.into_inner()).push(slot);
+    }
+
+    /// The removed slot for `dest`, taken out of the retired list.
+    pub fn take_retired(&self, dest: &str) -> Option<Arc<HostSlot>> {
+        let mut r = self.retired.lock().unwrap_or_else(|e| e.into_inner());
+        let i = r.iter().position(|s| s.host.target.dest == dest)?;
+        Some(r.remove(i))
     }
 
     pub fn bump(&self) {
@@ -277,6 +297,11 @@ pub fn now_string() -> String {
 /// The worker loop for one host; returns when its input is done and everything is
 /// delivered, when rpush stops, or when the host is removed.
 pub fn host_worker(sh: &Shared, slot: &HostSlot) {
+    work(sh, slot);
+    slot.lock().worker_alive = false;
+}
+
+fn work(sh: &Shared, slot: &HostSlot) {
     let name = &slot.host.name;
     let probe_port = outage::port(&slot.host.target, sh.cfg.settings.rsh.as_deref());
     loop {
@@ -284,6 +309,7 @@ pub fn host_worker(sh: &Shared, slot: &HostSlot) {
             let mut st = slot.lock();
             loop {
                 if sh.stopping() || slot.removed.load(Ordering::SeqCst) {
+                    st.worker_alive = false;
                     return;
                 }
                 let soft_stop = sh.soft_stop.load(Ordering::SeqCst);
@@ -296,6 +322,7 @@ pub fn host_worker(sh: &Shared, slot: &HostSlot) {
                 if st.pending.is_empty() && !failing_due {
                     if st.failing.is_empty() {
                         if st.input_done {
+                            st.worker_alive = false;
                             return;
                         }
                         st = slot.cv.wait(st).unwrap_or_else(|e| e.into_inner());

@@ -205,6 +205,41 @@ pub fn failed_paths(stderr: &[u8], base: &[u8]) -> Option<std::collections::BTre
     Some(out)
 }
 
+/// [`parse_stdout`] fed chunk by chunk as rsync writes them, so that its stdout need not
+/// be kept whole (a push of a million files prints a million lines).
+#[derive(Debug, Default)]
+pub struct ReportStream {
+    partial: Vec<u8>,
+    report: Report,
+}
+
+impl ReportStream {
+    pub fn feed(&mut self, chunk: &[u8]) {
+        let mut rest = chunk;
+        while let Some(i) = rest.iter().position(|&b| b == b'\n') {
+            self.partial.extend_from_slice(&rest[..i]);
+            self.line();
+            rest = &rest[i + 1..];
+        }
+        // Our lines are short; anything longer is not one of them.
+        if self.partial.len() + rest.len() <= 4096 {
+            self.partial.extend_from_slice(rest);
+        }
+    }
+
+    fn line(&mut self) {
+        let r = parse_stdout(&self.partial);
+        self.report.changed += r.changed;
+        self.report.bytes += r.bytes;
+        self.partial.clear();
+    }
+
+    pub fn finish(mut self) -> Report {
+        self.line();
+        self.report
+    }
+}
+
 /// ssh's words for failures that retrying will not fix.
 const SSH_PERMANENT: &[&str] = &[
     "permission denied",
@@ -573,6 +608,30 @@ rsync error: some files/attrs were not transferred (see previous errors) (code 2
         ] {
             assert_eq!(failed_paths(err, b"/src"), None, "{}", String::from_utf8_lossy(err));
         }
+    }
+
+    #[test]
+    fn report_stream_equals_the_whole_parse_however_it_is_cut() {
+        let out = b"rpush-item:>f+++++++++:45\nrpush-item:cd+++++++++:0\nnoise\nrpush-item:>f.st......:1000\n";
+        let whole = parse_stdout(out);
+        assert_eq!(
+            whole,
+            Report {
+                changed: 3,
+                bytes: 1045
+            }
+        );
+        for cut in 0..out.len() {
+            let mut st = ReportStream::default();
+            st.feed(&out[..cut]);
+            st.feed(&out[cut..]);
+            assert_eq!(st.finish(), whole, "cut at {cut}");
+        }
+        let mut st = ReportStream::default();
+        for b in out.iter() {
+            st.feed(std::slice::from_ref(b));
+        }
+        assert_eq!(st.finish(), whole);
     }
 
     #[test]

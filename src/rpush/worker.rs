@@ -714,7 +714,10 @@ fn push(sh: &Shared, slot: &HostSlot, batch: &BTreeSet<Vec<u8>>) -> Outcome {
     ));
     let started = Instant::now();
     let mut counter = LineCounter::default();
+    // rsync's item lines are counted as they come: the kept stdout is bounded.
+    let mut items = rsync::ReportStream::default();
     let mut on_out = |chunk: &[u8]| {
+        items.feed(chunk);
         if let Some(p) = &sh.progress {
             counter.feed(chunk);
             p.update(&host.name, started, counter.counts);
@@ -732,9 +735,9 @@ fn push(sh: &Shared, slot: &HostSlot, batch: &BTreeSet<Vec<u8>>) -> Outcome {
     if let Some(p) = &sh.progress {
         p.done(&host.name);
     }
+    let report = items.finish();
     match rsync::classify(run.ended, &run.stderr) {
         Verdict::Ok { vanished } => {
-            let report = rsync::parse_stdout(&run.stdout);
             let mut requeue = Vec::new();
             if vanished {
                 // Exit 24: something changed under rsync. Whatever now differs from what
@@ -779,11 +782,12 @@ fn push(sh: &Shared, slot: &HostSlot, batch: &BTreeSet<Vec<u8>>) -> Outcome {
         }
         Verdict::Failed { key, .. }
             if run.ended == Ended::Code(23)
+                // A cut stderr may hide failed paths: then the whole push failed.
+                && run.stderr_dropped == 0
                 && let Some(failed) = rsync::failed_paths(&run.stderr, base).filter(|f| !f.is_empty()) =>
         {
             // Per-file errors only: everything else in the push was delivered, so it
             // counts (and its hook runs); the named paths stay pending on their own.
-            let report = rsync::parse_stdout(&run.stdout);
             let mut plan = plan;
             plan.updates.retain(|p| !failed.contains(p));
             plan.deletions.retain(|p| !failed.contains(p));
@@ -877,6 +881,13 @@ fn run_hook(sh: &Shared, host: &Host, cmd: &[OsString], plan: &Plan) {
                 .info(&format!("{}: --on-push: {}", host.name, escape_bytes(line)));
         }
     }
+    let dropped = run.stdout_dropped + run.stderr_dropped;
+    if dropped > 0 {
+        sh.log.info(&format!(
+            "{}: --on-push: {dropped} more bytes of output not kept (at most {CAPTURE_MAX} per stream)",
+            host.name
+        ));
+    }
 }
 
 fn replace(hay: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
@@ -897,11 +908,26 @@ fn replace(hay: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
 /// Called with each chunk of a child's stdout as it arrives (the progress line).
 pub type OnStdout<'a> = &'a mut dyn FnMut(&[u8]);
 
+/// At most this much of a child's stdout and of its stderr is kept (the first bytes:
+/// rsync's telling lines come first); the rest is counted, not kept.
+pub const CAPTURE_MAX: usize = 1 << 20;
+
+/// Appends `chunk` to `buf` up to [`CAPTURE_MAX`]; returns how many bytes did not fit.
+fn capture(buf: &mut Vec<u8>, chunk: &[u8]) -> u64 {
+    let room = CAPTURE_MAX.saturating_sub(buf.len());
+    let keep = room.min(chunk.len());
+    buf.extend_from_slice(&chunk[..keep]);
+    (chunk.len() - keep) as u64
+}
+
 /// The result of one child process.
 pub struct ChildRun {
     pub ended: Ended,
+    /// The first [`CAPTURE_MAX`] bytes of each stream, and how many more there were.
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
+    pub stdout_dropped: u64,
+    pub stderr_dropped: u64,
     pub elapsed: Duration,
     pub spawn_error: Option<String>,
 }
@@ -988,6 +1014,8 @@ pub fn run_child(
                 ended: Ended::NotStarted,
                 stdout: vec![],
                 stderr: vec![],
+                stdout_dropped: 0,
+                stderr_dropped: 0,
                 elapsed: start.elapsed(),
                 spawn_error: Some(super::os_error(&e)),
             };
@@ -1009,6 +1037,7 @@ pub fn run_child(
     }
     drop(tx);
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let (mut stdout_dropped, mut stderr_dropped) = (0u64, 0u64);
     let mut open = 2;
     let mut last_progress = Instant::now();
     let mut last_io = io_counter(child.id());
@@ -1024,11 +1053,11 @@ pub fn run_child(
                     if let Some(f) = on_stdout.as_mut() {
                         f(&b);
                     }
-                    stdout.extend_from_slice(&b);
+                    stdout_dropped += capture(&mut stdout, &b);
                     last_progress = Instant::now();
                 }
                 Ok(Ev::Err(b)) => {
-                    stderr.extend_from_slice(&b);
+                    stderr_dropped += capture(&mut stderr, &b);
                     last_progress = Instant::now();
                 }
                 Ok(Ev::Closed) => open -= 1,
@@ -1094,6 +1123,8 @@ pub fn run_child(
         ended,
         stdout,
         stderr,
+        stdout_dropped,
+        stderr_dropped,
         elapsed: start.elapsed(),
         spawn_error: None,
     }
@@ -1127,6 +1158,33 @@ mod tests {
         let (d, e) = (q.join(), q.join());
         q.leave(d);
         assert!(q.try_take(e));
+    }
+
+    #[test]
+    fn a_childs_output_is_kept_up_to_the_cap_and_the_rest_counted() {
+        let stop = AtomicBool::new(false);
+        // 5 MiB on each stream from a real child.
+        let args: Vec<OsString> = vec![
+            "-c".into(),
+            "head -c 5242880 /dev/zero; head -c 5242880 /dev/zero >&2".into(),
+        ];
+        let mut seen = 0usize;
+        let mut count = |c: &[u8]| seen += c.len();
+        let run = run_child(
+            Path::new("sh"),
+            &args,
+            &[],
+            vec![],
+            Limit::Idle(Duration::from_secs(30)),
+            &[&stop],
+            Some(&mut count),
+        );
+        assert_eq!(run.ended, Ended::Code(0));
+        assert_eq!(run.stdout.len(), CAPTURE_MAX);
+        assert_eq!(run.stderr.len(), CAPTURE_MAX);
+        assert_eq!(run.stdout_dropped, (5 << 20) - CAPTURE_MAX as u64);
+        assert_eq!(run.stderr_dropped, (5 << 20) - CAPTURE_MAX as u64);
+        assert_eq!(seen, 5 << 20, "the stdout callback sees every byte");
     }
 
     #[test]

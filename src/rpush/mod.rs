@@ -28,6 +28,7 @@ pub mod batch;
 pub mod cli;
 pub mod collapse;
 pub mod config;
+pub mod coordinator;
 pub mod hosts;
 pub mod journal;
 pub mod log;

@@ -13,14 +13,11 @@ use std::time::{Duration, Instant};
 
 use super::batch::{BatchReader, MAX_RECORD, Resolver, Skipped};
 use super::config::Config;
+use super::coordinator::{self, Action, Coordinator, Event, HostView};
 use super::journal::{self, Journal};
 use super::status::{self, HostStatus};
 use super::worker::{self, HostSlot, HostState, Shared, human_duration, plural};
 use crate::common::msg::{eprint, escape_bytes};
-
-/// After SIGTERM/SIGINT, how long input may still arrive (a batch rbatch flushes on the
-/// same signal) before rpush exits; it is journaled, not pushed.
-const INPUT_GRACE: Duration = Duration::from_millis(1000);
 
 /// The exit status of a stop (SIGTERM/SIGINT) that left paths undelivered, every one
 /// of them in its host's journal: nothing is lost, the next start delivers them.
@@ -98,109 +95,63 @@ pub fn run(cfg: Config) -> ExitCode {
         }
     }
 
+    // The main loop: signals, the end of input and the passing of time go to the
+    // coordinator as events; it decides the phase and says what to do.
+    let mut co = Coordinator::new(sh.cfg.drain_timeout, sh.cfg.state_dir.is_some());
     let mut seen = u64::MAX;
     let mut written = Instant::now();
-    let mut drain_until: Option<Instant> = None;
-    let state = loop {
+    let end = 'run: loop {
         thread::sleep(TICK);
+        let mut actions = Vec::new();
         // Taken (swap), so that a second signal, however soon, is seen as one.
         if signalled.swap(false, Ordering::SeqCst) {
-            sh.log.info("signal received: stopping");
-            break "stopped";
+            actions.extend(co.handle(Event::Signal, Instant::now(), &[]));
         }
-        if hangup.swap(false, Ordering::SeqCst) {
+        if co.takes_reload() && hangup.swap(false, Ordering::SeqCst) {
             sh.log.info("SIGHUP: reading the hosts files again");
             reload(&sh, &mut workers, input_done.load(Ordering::SeqCst));
+        }
+        if input_done.load(Ordering::SeqCst) {
+            actions.extend(co.handle(Event::InputEnded, Instant::now(), &[]));
         }
         let generation = sh.generation.load(Ordering::SeqCst);
         if generation != seen || written.elapsed() >= HEARTBEAT {
             seen = generation;
             written = Instant::now();
-            write_status(&sh, "running");
+            write_status(&sh, co.state());
         }
-        if input_done.load(Ordering::SeqCst) {
-            let until = *drain_until.get_or_insert_with(|| {
-                sh.log.verbose(&format!(
+        let hosts = sh.hosts();
+        let views: Vec<HostView> = hosts.iter().map(|h| view(&h.lock())).collect();
+        actions.extend(co.handle(Event::Tick, Instant::now(), &views));
+        for a in actions {
+            match a {
+                Action::SayStopping => sh.log.info("signal received: stopping"),
+                Action::SayDraining => sh.log.verbose(&format!(
                     "end of input: draining (at most {})",
                     human_duration(sh.cfg.drain_timeout)
-                ));
-                Instant::now() + sh.cfg.drain_timeout
-            });
-            if sh.hosts().iter().all(|h| h.lock().idle()) {
-                break "done";
-            }
-            if Instant::now() >= until {
-                sh.log.error(&format!(
+                )),
+                Action::SayDrainTimeout => sh.log.error(&format!(
                     "--drain-timeout ({}) reached",
                     human_duration(sh.cfg.drain_timeout)
-                ));
-                break "drain timeout";
+                )),
+                Action::SoftStop | Action::StopNewPushes => {
+                    let flag = if a == Action::SoftStop { &sh.soft_stop } else { &sh.stop };
+                    flag.store(true, Ordering::SeqCst);
+                    for h in &sh.hosts() {
+                        h.cv.notify_all();
+                    }
+                }
+                Action::KillHost(i) => {
+                    if let Some(h) = hosts.get(i) {
+                        h.kill.store(true, Ordering::SeqCst);
+                    }
+                }
+                Action::KillAll => sh.kill.store(true, Ordering::SeqCst),
+                Action::Finish(end) => break 'run end,
             }
         }
     };
-
-    let soft = state == "stopped" && sh.cfg.state_dir.is_some();
-    if soft {
-        sh.soft_stop.store(true, Ordering::SeqCst);
-    } else {
-        sh.stop.store(true, Ordering::SeqCst);
-    }
-    for h in &sh.hosts() {
-        h.cv.notify_all();
-    }
-    if soft {
-        // With --state-dir everything undelivered is journaled, so a stop waits only
-        // for what is worth waiting for: hosts that are up push what they have (the
-        // batch rbatch flushes on the same signal included), running rsyncs finish,
-        // within --drain-timeout. A host that is down does not hold the stop: its
-        // retry in progress is killed and its paths stay in its journal.
-        let start = Instant::now();
-        let until = start + sh.cfg.drain_timeout;
-        let busy = || {
-            let mut busy = !input_done.load(Ordering::SeqCst) && start.elapsed() < INPUT_GRACE;
-            for h in sh.hosts() {
-                let st = h.lock();
-                let down = st.retry.failures > 0;
-                if down && st.running {
-                    h.kill.store(true, Ordering::SeqCst);
-                }
-                busy |= st.hook_running || (st.running && !down) || (!down && !st.pending.is_empty());
-            }
-            busy
-        };
-        while busy() && Instant::now() < until && !signalled.load(Ordering::SeqCst) {
-            thread::sleep(TICK);
-            if written.elapsed() >= HEARTBEAT {
-                written = Instant::now();
-                write_status(&sh, "stopping");
-            }
-        }
-        sh.stop.store(true, Ordering::SeqCst);
-        for h in &sh.hosts() {
-            h.cv.notify_all();
-        }
-    } else if state == "stopped" {
-        // A signal: running rsyncs may finish (they are mid-transfer and a finished one
-        // need not be redone), within --drain-timeout; a second signal cuts it short.
-        // Meanwhile the reader still journals what arrives: the whole pipeline gets the
-        // same SIGTERM from systemd, and rbatch flushes its batch to us on it; up to
-        // INPUT_GRACE is given for that batch and the end of input behind it.
-        let start = Instant::now();
-        let until = start + sh.cfg.drain_timeout;
-        let busy = || {
-            sh.hosts().iter().any(|h| {
-                let st = h.lock();
-                st.running || st.hook_running
-            }) || (!input_done.load(Ordering::SeqCst) && start.elapsed() < INPUT_GRACE)
-        };
-        while busy() && Instant::now() < until && !signalled.load(Ordering::SeqCst) {
-            thread::sleep(TICK);
-            if written.elapsed() >= HEARTBEAT {
-                written = Instant::now();
-                write_status(&sh, "stopping");
-            }
-        }
-    }
+    let state = end.state();
     sh.kill.store(true, Ordering::SeqCst);
     for w in workers {
         let _ = w.join();
@@ -256,9 +207,18 @@ pub fn run(cfg: Config) -> ExitCode {
     if !failed_hooks.is_empty() {
         sh.log.error(&format!("--on-push failed: {}", failed_hooks.join("; ")));
     }
-    if undelivered.is_empty() && refused == 0 && failed_hooks.is_empty() {
+    let status = coordinator::exit_status(
+        end,
+        coordinator::Outcome {
+            undelivered: !undelivered.is_empty(),
+            journaled,
+            refused: refused > 0,
+            hook_failed: !failed_hooks.is_empty(),
+        },
+    );
+    if status == 0 {
         ExitCode::SUCCESS
-    } else if state == "stopped" && journaled && refused == 0 && failed_hooks.is_empty() {
+    } else if status == STOPPED_JOURNALED {
         sh.log.info(&format!(
             "stopped with paths pending, all journaled (the next start delivers them): {}; {}",
             undelivered.join("; "),
@@ -271,6 +231,17 @@ pub fn run(cfg: Config) -> ExitCode {
                 .error(&format!("not delivered: {}; {}", undelivered.join("; "), whoami()));
         }
         ExitCode::from(1)
+    }
+}
+
+/// What the coordinator needs to know about a host.
+fn view(st: &HostState) -> HostView {
+    HostView {
+        running: st.running,
+        hook_running: st.hook_running,
+        pending: !st.pending.is_empty(),
+        idle: st.idle(),
+        down: st.retry.failures > 0,
     }
 }
 

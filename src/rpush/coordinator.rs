@@ -16,7 +16,7 @@
 //!                                  or a second Signal ───────────────▶ Finished(Stopped)
 //! ```
 //!
-//! What a stop waits for (see [`Coordinator::busy`]): input for up to [`INPUT_GRACE`]
+//! What a stop waits for: input for up to [`INPUT_GRACE`]
 //! (the batch rbatch flushes on the same signal), hooks that run, and rsyncs that run.
 //! A *soft* stop (with `--state-dir`, everything undelivered is journaled) also lets
 //! hosts that are up push what they have, and does not wait for hosts that are down:

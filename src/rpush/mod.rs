@@ -11,12 +11,15 @@
 //!   [`command`]);
 //! * [`config`]: checks everything (hosts files line by line, the base, the password
 //!   file's mode) into a [`config::Config`] before anything runs; usage errors exit 2;
-//! * [`run`]: the reader thread, one [`worker`] per host, the drain at end of input.
+//! * [`run`]: the reader thread, one [`worker`] per host, and the main loop that feeds
+//!   the [`coordinator`] (phases: running, draining, stopping, finished) and does what
+//!   it says.
 //!
 //! The decisions that need care are pure functions with their own tests:
-//! [`collapse`] (deletions to the topmost missing directory), [`retry`] (backoff with
-//! an injected clock), [`rsync`] (argv and exit-status classification), [`paths`],
-//! [`batch`], [`hosts`], [`status`].
+//! [`coordinator`] (phases and exit status, driven by events), [`collapse`] (deletions
+//! to the topmost missing directory), [`retry`] (backoff with an injected clock),
+//! [`outage`] (probing a failing host), [`rsync`] (argv, exit-status classification,
+//! per-file errors), [`paths`], [`batch`], [`hosts`], [`status`].
 //!
 //! [`journal`] keeps each host's pending paths on disk with `--state-dir`, so a restart
 //! (even after SIGKILL) resumes where rpush stopped.

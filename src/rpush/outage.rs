@@ -8,8 +8,8 @@
 //! port is open while rsync still fails (a full disk, "max connections") keeps its
 //! backoff instead of being retried every second.
 //!
-//! [`Outage`] is pure (the caller passes `now`) and tested with tables; [`addr`] and
-//! [`probe`] are the only parts that look at the world.
+//! [`Outage`] (the caller passes `now`) and [`port`] are pure and tested with tables;
+//! [`probe`] and [`greets`] are the only parts that look at the world.
 
 use std::ffi::OsStr;
 use std::net::{TcpStream, ToSocketAddrs};

@@ -1,8 +1,8 @@
 //! The run: a reader thread turns stdin into batches and hands each to every host, one
-//! worker thread per host pushes, and the main thread keeps the status file current and
-//! decides when to stop: at end of input once every host has everything or
-//! `--drain-timeout` has passed, or on SIGINT/SIGTERM (running rsyncs may finish first).
-//! SIGHUP re-reads the hosts files (`reload`).
+//! worker thread per host pushes, and the main thread keeps the status file current
+//! (and its heartbeat), turns signals, the end of input and the passing of time into
+//! events for the [`Coordinator`], which decides when to drain, stop and finish, and
+//! does what it says. SIGHUP re-reads the hosts files (`reload`).
 
 use std::io;
 use std::process::ExitCode;

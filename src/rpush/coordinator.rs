@@ -434,4 +434,67 @@ mod tests {
             assert_eq!(exit_status(end, outcome), want, "{end:?} {outcome:?}");
         }
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 512, ..Default::default() })]
+
+        /// Any sequence of events and host states: it finishes at most once and is
+        /// silent afterwards, kills a single host only in a soft stop and only one that
+        /// is down with a running rsync, never finishes a drain with a busy host before
+        /// the timeout, and always finishes by the first tick at or after its deadline.
+        #[test]
+        fn any_event_sequence_keeps_the_invariants(
+            journaled in proptest::bool::ANY,
+            steps in proptest::collection::vec(
+                (0u64..3000, 0u8..3, proptest::collection::vec(proptest::num::u8::ANY, 0..4)),
+                1..40,
+            ),
+        ) {
+            let t0 = Instant::now();
+            let mut c = Coordinator::new(MS(2000), journaled);
+            let mut now = t0;
+            let mut finished = false;
+            for (dt, ev, bits) in steps {
+                now += MS(dt);
+                let ev = [Signal, InputEnded, Tick][ev as usize];
+                let hosts: Vec<HostView> = bits
+                    .iter()
+                    .map(|b| {
+                        let (running, hook_running, pending, down) = (b & 1 != 0, b & 2 != 0, b & 4 != 0, b & 8 != 0);
+                        HostView { running, hook_running, pending, idle: !running && !pending && !hook_running, down }
+                    })
+                    .collect();
+                let before = c.phase;
+                let acts = c.handle(ev, now, &hosts);
+                if finished {
+                    proptest::prop_assert!(acts.is_empty(), "{acts:?} after the end");
+                }
+                for a in &acts {
+                    if let KillHost(i) = a {
+                        let soft_stop = matches!(before, Phase::Stopping { soft: true, .. });
+                        proptest::prop_assert!(soft_stop, "KillHost in {:?}", before);
+                        proptest::prop_assert!(hosts[*i].down && hosts[*i].running);
+                    }
+                }
+                let ends = acts.iter().filter(|a| matches!(a, Finish(_))).count();
+                proptest::prop_assert!(ends <= 1);
+                if ends == 1 {
+                    finished = true;
+                    let over = matches!(c.phase, Phase::Finished(_));
+                    proptest::prop_assert!(over);
+                    if let (Phase::Draining { until }, Tick) = (before, ev) {
+                        proptest::prop_assert!(now >= until || hosts.iter().all(|h| h.idle));
+                    }
+                }
+                if ev == Tick {
+                    match before {
+                        Phase::Draining { until } | Phase::Stopping { until, .. } if now >= until => {
+                            proptest::prop_assert!(finished, "{before:?} not finished at its deadline");
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
 }

@@ -376,6 +376,7 @@ fn open_journals(sh: &Shared, dir: &std::path::Path, slots: &[Arc<HostSlot>]) ->
                 ));
                 // Pushed again (a no-op when they are current): the push the hook follows.
                 st.pending.extend(owed.iter().cloned());
+                st.owed_in_journal = owed.clone();
                 st.owed_hook = Some(owed);
             } else {
                 sh.log.info(&format!(

@@ -73,6 +73,9 @@ pub struct HostState {
     /// something is delivered (or replayed from the journal), cleared once the hook ran
     /// to its end. Journaled, so a kill before or during the hook does not lose it.
     pub owed_hook: Option<BTreeSet<Vec<u8>>>,
+    /// The paths the journal's 'O' records name since its last rewrite: a retry of the
+    /// same paths (an outage) appends nothing more.
+    pub owed_in_journal: BTreeSet<Vec<u8>>,
     pub pushes: u64,
     pub last_success: Option<String>,
     pub last_error: Option<(String, String)>,
@@ -383,15 +386,25 @@ fn work(sh: &Shared, slot: &HostSlot) {
                 BTreeSet::new()
             };
             batch.extend(retried.iter().cloned());
-            if sh.cfg.on_push.is_some()
-                && let Some(j) = st.journal.as_mut()
-                && let Err(e) = j.append_owed(&batch)
-            {
-                sh.log.error(&format!(
-                    "{name}: journal {}: {}; a kill during this push could lose its hook",
-                    j.path.display(),
-                    super::os_error(&e)
-                ));
+            if sh.cfg.on_push.is_some() {
+                let HostState {
+                    journal,
+                    owed_in_journal,
+                    ..
+                } = &mut *st;
+                let new: Vec<&Vec<u8>> = batch.iter().filter(|p| !owed_in_journal.contains(*p)).collect();
+                if let Some(j) = journal.as_mut()
+                    && !new.is_empty()
+                {
+                    match j.append_owed(new.iter().copied()) {
+                        Ok(()) => owed_in_journal.extend(new.into_iter().cloned()),
+                        Err(e) => sh.log.error(&format!(
+                            "{name}: journal {}: {}; a kill during this push could lose its hook",
+                            j.path.display(),
+                            super::os_error(&e)
+                        )),
+                    }
+                }
             }
             st.in_flight = batch.len();
             st.running = true;
@@ -531,6 +544,7 @@ pub fn compact(sh: &Shared, name: &str, st: &mut HostState) -> bool {
         pending,
         failing,
         owed_hook,
+        owed_in_journal,
         ..
     } = st;
     let all;
@@ -542,7 +556,10 @@ pub fn compact(sh: &Shared, name: &str, st: &mut HostState) -> bool {
     };
     match journal {
         Some(j) => match j.rewrite_with(keep, owed_hook.as_ref()) {
-            Ok(()) => true,
+            Ok(()) => {
+                *owed_in_journal = owed_hook.clone().unwrap_or_default();
+                true
+            }
             Err(e) => {
                 sh.log.error(&format!(
                     "{name}: journal {}: {}",

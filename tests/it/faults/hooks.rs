@@ -185,3 +185,43 @@ fn faults_owed_hook_is_journaled_and_runs_after_the_next_push_even_a_no_op() {
     assert!(!out.stderr_str().contains("owed"), "{}", out.stderr_str());
     assert!(!again.join("started").exists(), "{}", out.stderr_str());
 }
+
+#[test]
+fn faults_retries_to_a_down_host_do_not_grow_the_journal() {
+    // Each push first journals the hook it may owe; retries of the same paths during an
+    // outage must not append it again and again.
+    let s = Scratch::new();
+    let src = s.mkdir("src");
+    let state = s.join("state");
+    let mut d = Daemon::start(&s, "a", "127.0.0.2");
+    d.stop();
+    write_file(&src, b"www.conf", b"x\n");
+    let marks = s.mkdir("marks");
+    let mut rp = rpush_with_hook(
+        &src,
+        &d,
+        &slow_hook(&marks, "0", "0"),
+        &[
+            "-vv",
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--retry-min",
+            "50ms",
+            "--retry-max",
+            "50ms",
+        ],
+    );
+    let mut stdin = rp.stdin();
+    let mut line = src.join("www.conf").into_os_string().into_encoded_bytes();
+    line.extend_from_slice(b"\n\n");
+    send(&mut stdin, &line);
+    rp.wait_stderr("push failed (temporary, attempt 2)");
+    let journal = super::journals(&state).pop().expect("a journal");
+    let size = fs::metadata(&journal).unwrap().len();
+    rp.wait_stderr("push failed (temporary, attempt 12)");
+    assert_eq!(fs::metadata(&journal).unwrap().len(), size, "{}", rp.dump());
+    drop(stdin);
+    rp.signal(libc::SIGTERM);
+    let out = rp.wait_exit(DEADLINE);
+    assert_eq!(out.code, 3, "{}", out.stderr_str());
+}

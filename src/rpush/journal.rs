@@ -17,7 +17,14 @@
 //!                                                     paths relative to which base)
 //!         | 'B' (path NUL)*                          (one batch, base-relative paths;
 //!                                                     the empty path is the whole base)
+//!         | 'O' (path NUL)*                          (an `--on-push` hook is owed for
+//!                                                     these paths: delivered, hook not
+//!                                                     yet run to its end)
 //! ```
+//!
+//! 'O' came after version 1's first release; the magic is unchanged because journals
+//! without it read as before. An older rpush reads an 'O' record as an unknown type,
+//! i.e. a damaged tail: it replays the rest and queues a full sync, losing nothing.
 //!
 //! A record whose length runs past the end of the file (a write cut short), whose CRC
 //! does not match, whose length is absurd or whose type is unknown ends the intact part:
@@ -43,6 +50,7 @@ pub const MAX_JOURNAL_RECORD: u32 = 256 << 20;
 
 const HEADER: u8 = b'H';
 const BATCH: u8 = b'B';
+const OWED_HOOK: u8 = b'O';
 
 /// CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320), as zlib and `cksum -a crc32b`
 /// compute it: part of the on-disk format (record checksums and file names).
@@ -93,6 +101,9 @@ pub struct Replay {
     /// Every path of every intact batch.
     pub paths: BTreeSet<Vec<u8>>,
     pub batches: usize,
+    /// An `--on-push` hook owed for these paths (an 'O' record): the push was
+    /// delivered, but rpush ended before the hook ran to its end.
+    pub owed_hook: Option<BTreeSet<Vec<u8>>>,
     /// Where the intact part ends and why, when it is not the end of the file.
     pub bad_tail: Option<BadTail>,
 }
@@ -161,18 +172,23 @@ pub fn parse(data: &[u8]) -> Replay {
                 out.dest = Some(String::from_utf8_lossy(dest).into_owned());
                 out.base = base;
             }
-            Some(&BATCH) => {
+            Some(&t @ (BATCH | OWED_HOOK)) => {
                 let body = &payload[1..];
                 if !body.is_empty() && body.last() != Some(&0) {
                     out.bad_tail = bad(at, "batch record not NUL-terminated");
                     return out;
                 }
+                let set = if t == BATCH {
+                    out.batches += 1;
+                    &mut out.paths
+                } else {
+                    out.owed_hook.get_or_insert_with(BTreeSet::new)
+                };
                 if !body.is_empty() {
                     for p in body[..body.len() - 1].split(|&b| b == 0) {
-                        out.paths.insert(p.to_vec());
+                        set.insert(p.to_vec());
                     }
                 }
-                out.batches += 1;
             }
             _ => {
                 out.bad_tail = bad(at, "unknown record type");
@@ -225,6 +241,7 @@ impl Journal {
         if other_base {
             aside(".otherbase")?;
             replay.paths.clear();
+            replay.owed_hook = None;
         }
         let mut j = Journal {
             file: open_append(&path)?,
@@ -234,7 +251,7 @@ impl Journal {
             size: data.len() as u64,
         };
         if data.is_empty() || replay.bad_tail.is_some() || other_base || replay.dest.as_deref() != Some(dest) {
-            j.rewrite(&replay.paths)?;
+            j.rewrite_with(&replay.paths, replay.owed_hook.as_ref())?;
         }
         Ok((j, replay))
     }
@@ -248,9 +265,33 @@ impl Journal {
         Ok(())
     }
 
+    /// Appends (and fsyncs) an 'O' record: a hook may be owed for `paths`. Written
+    /// before a push starts, so that a kill between rsync's delivery and the hook's end
+    /// leaves the hook owed; the compaction after the push writes what is really owed.
+    pub fn append_owed<'a>(&mut self, paths: impl IntoIterator<Item = &'a Vec<u8>>) -> io::Result<()> {
+        let mut payload = batch_payload(paths);
+        payload[0] = OWED_HOOK;
+        let rec = record(&payload);
+        self.file.write_all(&rec)?;
+        self.file.sync_data()?;
+        self.size += rec.len() as u64;
+        Ok(())
+    }
+
     /// Replaces the journal with one holding exactly `pending` (atomically: a crash
     /// leaves either the old or the new file, both complete).
+    #[cfg(test)]
     pub fn rewrite(&mut self, pending: &BTreeSet<Vec<u8>>) -> io::Result<()> {
+        self.rewrite_with(pending, None)
+    }
+
+    /// Replaces the journal with one holding exactly `pending` (atomically: a crash
+    /// leaves either the old or the new file, both complete), also recording a hook owed for `owed_hook`.
+    pub fn rewrite_with(
+        &mut self,
+        pending: &BTreeSet<Vec<u8>>,
+        owed_hook: Option<&BTreeSet<Vec<u8>>>,
+    ) -> io::Result<()> {
         let mut data = MAGIC.to_vec();
         let mut header = vec![HEADER];
         header.extend_from_slice(self.dest.as_bytes());
@@ -259,6 +300,11 @@ impl Journal {
         data.extend_from_slice(&record(&header));
         if !pending.is_empty() {
             data.extend_from_slice(&record(&batch_payload(pending)));
+        }
+        if let Some(owed) = owed_hook {
+            let mut payload = batch_payload(owed);
+            payload[0] = OWED_HOOK;
+            data.extend_from_slice(&record(&payload));
         }
         crate::common::fs::replace_file(&self.path, &data, 0o600, true)?;
         self.file = open_append(&self.path)?;
@@ -366,6 +412,30 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1, "no temp file left: {names:?}");
+    }
+
+    #[test]
+    fn an_owed_hook_survives_reopen_and_goes_with_the_next_rewrite() {
+        let d = tempfile::tempdir().unwrap();
+        let (mut j, r) = Journal::open(d.path(), "h:/x", b"/src").unwrap();
+        assert_eq!(r.owed_hook, None);
+        j.rewrite_with(&set(&[b"p"]), Some(&set(&[b"www.conf", b"new\nline"])))
+            .unwrap();
+        j.append(&set(&[b"q"])).unwrap();
+        drop(j);
+        let (mut j, r) = Journal::open(d.path(), "h:/x", b"/src").unwrap();
+        assert_eq!(r.owed_hook, Some(set(&[b"www.conf", b"new\nline"])));
+        assert_eq!(r.paths, set(&[b"p", b"q"]));
+        assert_eq!(r.batches, 2);
+        assert_eq!(r.bad_tail, None);
+        // Owed with no paths is still owed.
+        j.rewrite_with(&set(&[]), Some(&set(&[]))).unwrap();
+        assert_eq!(parse(&fs::read(&j.path).unwrap()).owed_hook, Some(set(&[])));
+        j.rewrite(&set(&[])).unwrap();
+        drop(j);
+        let (_, r) = Journal::open(d.path(), "h:/x", b"/src").unwrap();
+        assert_eq!(r.owed_hook, None);
+        // A version 1 journal without 'O' records reads as before (see the test above).
     }
 
     #[test]

@@ -11,12 +11,15 @@
 //!   `command`);
 //! * `config`: checks everything (hosts files line by line, the base, the password
 //!   file's mode) into a `config::Config` before anything runs; usage errors exit 2;
-//! * `run`: the reader thread, one `worker` per host, the drain at end of input.
+//! * `run`: the reader thread, one `worker` per host, and the main loop that feeds
+//!   the `coordinator` (phases: running, draining, stopping, finished) and does what
+//!   it says.
 //!
 //! The decisions that need care are pure functions with their own tests:
-//! `collapse` (deletions to the topmost missing directory), `retry` (backoff with
-//! an injected clock), `rsync` (argv and exit-status classification), `paths`,
-//! `batch`, `hosts`, `status`.
+//! `coordinator` (phases and exit status, driven by events), `collapse` (deletions
+//! to the topmost missing directory), `retry` (backoff with an injected clock),
+//! `outage` (probing a failing host), `rsync` (argv, exit-status classification,
+//! per-file errors), `paths`, `batch`, `hosts`, `status`.
 //!
 //! `journal` keeps each host's pending paths on disk with `--state-dir`, so a restart
 //! (even after SIGKILL) resumes where rpush stopped.
@@ -28,9 +31,11 @@ pub(crate) mod batch;
 pub(crate) mod cli;
 pub(crate) mod collapse;
 pub(crate) mod config;
+pub(crate) mod coordinator;
 pub(crate) mod hosts;
 pub(crate) mod journal;
 pub(crate) mod log;
+pub(crate) mod outage;
 pub(crate) mod paths;
 pub(crate) mod progress;
 pub(crate) mod retry;
@@ -50,7 +55,8 @@ pub fn command() -> clap::Command {
 }
 
 /// Runs rpush with `args` (including the program name) and returns its exit status:
-/// 0 all delivered, 1 some host still lacks paths, 2 usage error.
+/// 0 all delivered, 1 some host still lacks paths, 2 usage error, 3 stopped with
+/// everything pending journaled.
 pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     match crate::common::cli::parse_and_validate("rpush", args, config::Config::from_cli) {
         Ok(cfg) => run::run(cfg),

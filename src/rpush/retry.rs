@@ -80,6 +80,16 @@ impl RetryState {
         n
     }
 
+    /// The class of the last failure, if the host is failing.
+    pub fn last_class(&self) -> Option<Class> {
+        self.last.as_ref().map(|(c, _)| *c)
+    }
+
+    /// Ends the wait: the next run may start at once (the host is reachable again).
+    pub fn cut(&mut self) {
+        self.not_before = None;
+    }
+
     /// Whether a run may start at `now`.
     pub fn ready(&self, now: Instant) -> bool {
         self.not_before.is_none_or(|t| now >= t)

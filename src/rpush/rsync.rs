@@ -145,6 +145,101 @@ pub fn parse_stdout(out: &[u8]) -> Report {
     r
 }
 
+/// Undoes rsync's escaping of names in its messages: an unprintable byte (a newline, say)
+/// is shown as `\#ooo` (octal), and so is a backslash that would start such a sequence,
+/// so the decoding is exact.
+pub fn unescape_name(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        let oct = |b: u8| (b'0'..=b'7').contains(&b);
+        if s[i] == b'\\' && i + 5 <= s.len() && s[i + 1] == b'#' && s[i + 2..i + 5].iter().all(|&b| oct(b)) {
+            let v = s[i + 2..i + 5].iter().fold(0u32, |v, &b| v * 8 + u32::from(b - b'0'));
+            out.push(v as u8);
+            i += 5;
+        } else {
+            out.push(s[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// The base-relative paths an rsync that exited 23 or 24 names in its per-file error
+/// lines (`rsync: [sender] send_files failed to open "/base/f": Permission denied (13)`,
+/// `file has vanished: "/base/g"`): what was not delivered. `None` when any message is
+/// not of that kind (a receiver-side error, a path outside the base, deletions skipped
+/// for an I/O error): then the caller must count the whole push as failed, since what
+/// was delivered is unknown.
+pub fn failed_paths(stderr: &[u8], base: &[u8]) -> Option<std::collections::BTreeSet<Vec<u8>>> {
+    let mut prefix = base.to_vec();
+    if prefix.last() != Some(&b'/') {
+        prefix.push(b'/');
+    }
+    let mut out = std::collections::BTreeSet::new();
+    for line in stderr.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() || line.starts_with(b"rsync error:") {
+            continue;
+        }
+        let sender = line.starts_with(b"rsync: [sender] ") || line.starts_with(b"file has vanished: ");
+        if !sender {
+            return None;
+        }
+        // The name is quoted; it may hold quotes itself, but what follows the closing
+        // quote (": Permission denied (13)", " failed: ...") never does.
+        let open = line.iter().position(|&b| b == b'"')?;
+        let close = line.iter().rposition(|&b| b == b'"')?;
+        if close <= open {
+            return None;
+        }
+        let name = unescape_name(&line[open + 1..close]);
+        let rel = if name == base || name == prefix[..prefix.len() - 1] {
+            Vec::new()
+        } else {
+            name.strip_prefix(prefix.as_slice())?.to_vec()
+        };
+        let rel = rel.strip_suffix(b"/").map(<[u8]>::to_vec).unwrap_or(rel);
+        out.insert(rel);
+    }
+    Some(out)
+}
+
+/// [`parse_stdout`] fed chunk by chunk as rsync writes them, so that its stdout need not
+/// be kept whole (a push of a million files prints a million lines).
+#[derive(Debug, Default)]
+pub struct ReportStream {
+    partial: Vec<u8>,
+    report: Report,
+}
+
+impl ReportStream {
+    pub fn feed(&mut self, chunk: &[u8]) {
+        let mut rest = chunk;
+        while let Some(i) = rest.iter().position(|&b| b == b'\n') {
+            self.partial.extend_from_slice(&rest[..i]);
+            self.line();
+            rest = &rest[i + 1..];
+        }
+        // Our lines are short; anything longer is not one of them.
+        if self.partial.len() + rest.len() <= 4096 {
+            self.partial.extend_from_slice(rest);
+        }
+    }
+
+    fn line(&mut self) {
+        let r = parse_stdout(&self.partial);
+        self.report.changed += r.changed;
+        self.report.bytes += r.bytes;
+        self.partial.clear();
+    }
+
+    pub fn finish(mut self) -> Report {
+        self.line();
+        self.report
+    }
+}
+
 /// ssh's words for failures that retrying will not fix.
 const SSH_PERMANENT: &[&str] = &[
     "permission denied",
@@ -469,5 +564,77 @@ mod tests {
             display(p, &["-a".into(), "--rsh=ssh -p 2".into(), "x'y".into()]),
             "rsync -a '--rsh=ssh -p 2' 'x'\\''y'"
         );
+    }
+    #[test]
+    fn failed_paths_from_sender_errors() {
+        let err = b"rsync: [sender] send_files failed to open \"/src/secret\": Permission denied (13)\n\
+rsync: [sender] send_files failed to open \"/src/sub/q\"x\\#012y\": Permission denied (13)\n\
+rsync: [sender] opendir \"/src/d/\" failed: Permission denied (13)\n\
+file has vanished: \"/src/v\"\n\
+rsync error: some files/attrs were not transferred (see previous errors) (code 23) at main.c(1394) [sender=3.5.0]\n";
+        let got: Vec<Vec<u8>> = failed_paths(err, b"/src").unwrap().into_iter().collect();
+        let want: Vec<Vec<u8>> = vec![
+            b"d".to_vec(),
+            b"secret".to_vec(),
+            b"sub/q\"x\ny".to_vec(),
+            b"v".to_vec(),
+        ];
+        assert_eq!(got, want);
+        // The base itself, and a base of /.
+        let err = b"rsync: [sender] opendir \"/src/\" failed: Permission denied (13)\n";
+        assert_eq!(
+            failed_paths(err, b"/src").unwrap().into_iter().collect::<Vec<_>>(),
+            vec![Vec::<u8>::new()]
+        );
+        let err = b"rsync: [sender] send_files failed to open \"/etc/shadow\": Permission denied (13)\n";
+        assert_eq!(
+            failed_paths(err, b"/").unwrap().into_iter().collect::<Vec<_>>(),
+            vec![b"etc/shadow".to_vec()]
+        );
+    }
+
+    #[test]
+    fn failed_paths_unknown_when_any_message_is_not_per_file() {
+        for err in [
+            &b"rsync: [receiver] mkstemp \"/x/.f.AbCd\" (in mod) failed: Permission denied (13)\n"[..],
+            b"rsync: [sender] send_files failed to open \"/elsewhere/f\": Permission denied (13)\n",
+            b"rsync: [sender] opendir \"/src/d\" failed: Permission denied (13)\nIO error encountered -- skipping file deletion\n",
+            b"rsync: [sender] something without a name\n",
+            b"rsync: [sender] send_files failed to open \"/src2/f\": Permission denied (13)\n",
+        ] {
+            assert_eq!(failed_paths(err, b"/src"), None, "{}", String::from_utf8_lossy(err));
+        }
+    }
+
+    #[test]
+    fn report_stream_equals_the_whole_parse_however_it_is_cut() {
+        let out = b"rpush-item:>f+++++++++:45\nrpush-item:cd+++++++++:0\nnoise\nrpush-item:>f.st......:1000\n";
+        let whole = parse_stdout(out);
+        assert_eq!(
+            whole,
+            Report {
+                changed: 3,
+                bytes: 1045
+            }
+        );
+        for cut in 0..out.len() {
+            let mut st = ReportStream::default();
+            st.feed(&out[..cut]);
+            st.feed(&out[cut..]);
+            assert_eq!(st.finish(), whole, "cut at {cut}");
+        }
+        let mut st = ReportStream::default();
+        for b in out.iter() {
+            st.feed(std::slice::from_ref(b));
+        }
+        assert_eq!(st.finish(), whole);
+    }
+
+    #[test]
+    fn unescaping_names() {
+        assert_eq!(unescape_name(b"a\\#012b"), b"a\nb");
+        assert_eq!(unescape_name(b"a\\#134#012"), b"a\\#012");
+        assert_eq!(unescape_name(b"plain\\#01"), b"plain\\#01");
+        assert_eq!(unescape_name(b"\\#377"), b"\xff");
     }
 }

@@ -1,8 +1,8 @@
 //! The run: a reader thread turns stdin into batches and hands each to every host, one
-//! worker thread per host pushes, and the main thread keeps the status file current and
-//! decides when to stop: at end of input once every host has everything or
-//! `--drain-timeout` has passed, or on SIGINT/SIGTERM (running rsyncs may finish first).
-//! SIGHUP re-reads the hosts files (`reload`).
+//! worker thread per host pushes, and the main thread keeps the status file current
+//! (and its heartbeat), turns signals, the end of input and the passing of time into
+//! events for the [`Coordinator`], which decides when to drain, stop and finish, and
+//! does what it says. SIGHUP re-reads the hosts files (`reload`).
 
 use std::io;
 use std::process::ExitCode;
@@ -13,19 +13,24 @@ use std::time::{Duration, Instant};
 
 use super::batch::{BatchReader, MAX_PATH_RECORD, Resolver, Skipped};
 use super::config::Config;
+use super::coordinator::{self, Action, Coordinator, Event, HostView};
 use super::journal::{self, Journal};
 use super::status::{self, HostStatus};
 use super::worker::{self, HostSlot, HostState, Shared, human_duration, plural};
 use crate::common::msg::{eprint, escape_bytes};
 
-/// After SIGTERM/SIGINT, how long input may still arrive (a batch rbatch flushes on the
-/// same signal) before rpush exits; it is journaled, not pushed.
-const INPUT_GRACE: Duration = Duration::from_millis(1000);
+/// The exit status of a stop (SIGTERM/SIGINT) that left paths undelivered, every one
+/// of them in its host's journal: nothing is lost, the next start delivers them.
+pub const STOPPED_JOURNALED: u8 = 3;
+
+/// The status file is rewritten at least this often, idle or not: its heartbeat.
+const HEARTBEAT: Duration = Duration::from_secs(2);
 
 /// How often the main thread looks at the hosts (status file, drain, signals).
 const TICK: Duration = Duration::from_millis(50);
 
-/// Runs rpush with a checked configuration; returns 0 when everything was delivered, 1
+/// Runs rpush with a checked configuration; returns 0 when everything was delivered, 3
+/// when a stop left paths pending that are all journaled, 1
 /// otherwise (2 when the status file cannot be written at all).
 pub fn run(cfg: Config) -> ExitCode {
     let signalled = Arc::new(AtomicBool::new(false));
@@ -90,88 +95,98 @@ pub fn run(cfg: Config) -> ExitCode {
         }
     }
 
+    // The main loop: signals, the end of input and the passing of time go to the
+    // coordinator as events; it decides the phase and says what to do.
+    let mut co = Coordinator::new(sh.cfg.drain_timeout, sh.cfg.state_dir.is_some());
     let mut seen = u64::MAX;
-    let mut drain_until: Option<Instant> = None;
-    let state = loop {
+    let mut written = Instant::now();
+    let end = 'run: loop {
         thread::sleep(TICK);
-        if signalled.load(Ordering::SeqCst) {
-            sh.log.info("signal received: stopping");
-            break "stopped";
+        let mut actions = Vec::new();
+        // Taken (swap), so that a second signal, however soon, is seen as one.
+        if signalled.swap(false, Ordering::SeqCst) {
+            actions.extend(co.handle(Event::Signal, Instant::now(), &[]));
         }
-        if hangup.swap(false, Ordering::SeqCst) {
+        if co.takes_reload() && hangup.swap(false, Ordering::SeqCst) {
             sh.log.info("SIGHUP: reading the hosts files again");
             reload(&sh, &mut workers, input_done.load(Ordering::SeqCst));
         }
-        let generation = sh.generation.load(Ordering::SeqCst);
-        if generation != seen {
-            seen = generation;
-            write_status(&sh, "running");
-        }
         if input_done.load(Ordering::SeqCst) {
-            let until = *drain_until.get_or_insert_with(|| {
-                sh.log.verbose(&format!(
+            actions.extend(co.handle(Event::InputEnded, Instant::now(), &[]));
+        }
+        let generation = sh.generation.load(Ordering::SeqCst);
+        if generation != seen || written.elapsed() >= HEARTBEAT {
+            seen = generation;
+            written = Instant::now();
+            write_status(&sh, co.state());
+        }
+        let hosts = sh.hosts();
+        let views: Vec<HostView> = hosts.iter().map(|h| view(&h.lock())).collect();
+        actions.extend(co.handle(Event::Tick, Instant::now(), &views));
+        for a in actions {
+            match a {
+                Action::SayStopping => sh.log.info("signal received: stopping"),
+                Action::SayDraining => sh.log.verbose(&format!(
                     "end of input: draining (at most {})",
                     human_duration(sh.cfg.drain_timeout)
-                ));
-                Instant::now() + sh.cfg.drain_timeout
-            });
-            if sh.hosts().iter().all(|h| h.lock().idle()) {
-                break "done";
-            }
-            if Instant::now() >= until {
-                sh.log.error(&format!(
+                )),
+                Action::SayDrainTimeout => sh.log.error(&format!(
                     "--drain-timeout ({}) reached",
                     human_duration(sh.cfg.drain_timeout)
-                ));
-                break "drain timeout";
+                )),
+                Action::SoftStop | Action::StopNewPushes => {
+                    let flag = if a == Action::SoftStop { &sh.soft_stop } else { &sh.stop };
+                    flag.store(true, Ordering::SeqCst);
+                    for h in &sh.hosts() {
+                        h.cv.notify_all();
+                    }
+                }
+                Action::KillHost(i) => {
+                    if let Some(h) = hosts.get(i) {
+                        h.kill.store(true, Ordering::SeqCst);
+                    }
+                }
+                Action::KillAll => sh.kill.store(true, Ordering::SeqCst),
+                Action::Finish(end) => break 'run end,
             }
         }
     };
-
-    sh.stop.store(true, Ordering::SeqCst);
-    for h in &sh.hosts() {
-        h.cv.notify_all();
-    }
-    if state == "stopped" {
-        // A signal: running rsyncs may finish (they are mid-transfer and a finished one
-        // need not be redone), within --drain-timeout; a second signal cuts it short.
-        // Meanwhile the reader still journals what arrives: the whole pipeline gets the
-        // same SIGTERM from systemd, and rbatch flushes its batch to us on it; up to
-        // INPUT_GRACE is given for that batch and the end of input behind it.
-        signalled.store(false, Ordering::SeqCst);
-        let start = Instant::now();
-        let until = start + sh.cfg.drain_timeout;
-        let busy = || {
-            sh.hosts().iter().any(|h| {
-                let st = h.lock();
-                st.running || st.hook_running
-            }) || (!input_done.load(Ordering::SeqCst) && start.elapsed() < INPUT_GRACE)
-        };
-        while busy() && Instant::now() < until && !signalled.load(Ordering::SeqCst) {
-            thread::sleep(TICK);
-        }
-    }
+    let state = end.state();
     sh.kill.store(true, Ordering::SeqCst);
     for w in workers {
         let _ = w.join();
     }
+    // Whether everything undelivered is in a journal that holds exactly it.
+    let mut journaled = true;
     for h in &sh.hosts() {
         // What is left, exactly: the journal is what a restart replays.
         let mut st = h.lock();
-        worker::compact(&sh, &h.host.name, &mut st);
+        let ok = worker::compact(&sh, &h.host.name, &mut st);
+        journaled &= ok || st.lacking() == 0;
     }
     write_status(&sh, state);
 
     let mut undelivered = Vec::new();
     for h in &sh.hosts() {
         let st = h.lock();
-        let n = st.pending.len() + st.in_flight;
+        let n = st.lacking();
         if n > 0 {
-            let why = st
+            let mut why = st
                 .last_error
                 .as_ref()
+                .filter(|_| st.retry.failures > 0 || st.failing.is_empty())
                 .map(|(_, r)| format!(" (last error: {r})"))
                 .unwrap_or_default();
+            if !st.failing.is_empty() {
+                why.push_str(&format!(
+                    " (not transferred: {}: {})",
+                    worker::name_list(&st.failing),
+                    st.failing_reason.as_deref().unwrap_or("unknown")
+                ));
+            }
+            if let Some(o) = &st.outage {
+                why.push_str(&format!(" (in outage since {})", o.began_at));
+            }
             let kept = st
                 .journal
                 .as_ref()
@@ -192,14 +207,47 @@ pub fn run(cfg: Config) -> ExitCode {
     if !failed_hooks.is_empty() {
         sh.log.error(&format!("--on-push failed: {}", failed_hooks.join("; ")));
     }
-    if undelivered.is_empty() && refused == 0 && failed_hooks.is_empty() {
+    let status = coordinator::exit_status(
+        end,
+        coordinator::Outcome {
+            undelivered: !undelivered.is_empty(),
+            journaled,
+            refused: refused > 0,
+            hook_failed: !failed_hooks.is_empty(),
+        },
+    );
+    if status == 0 {
         ExitCode::SUCCESS
+    } else if status == STOPPED_JOURNALED {
+        sh.log.info(&format!(
+            "stopped with paths pending, all journaled (the next start delivers them): {}; {}",
+            undelivered.join("; "),
+            whoami()
+        ));
+        ExitCode::from(STOPPED_JOURNALED)
     } else {
         if !undelivered.is_empty() {
-            sh.log.error(&format!("not delivered: {}", undelivered.join("; ")));
+            sh.log
+                .error(&format!("not delivered: {}; {}", undelivered.join("; "), whoami()));
         }
         ExitCode::from(1)
     }
+}
+
+/// What the coordinator needs to know about a host.
+fn view(st: &HostState) -> HostView {
+    HostView {
+        running: st.running,
+        hook_running: st.hook_running,
+        pending: !st.pending.is_empty(),
+        idle: st.idle(),
+        down: st.retry.failures > 0,
+    }
+}
+
+/// Which rpush says so, and when: the exit summary's signature (as in the status file).
+fn whoami() -> String {
+    format!("rpush pid {} at {}", std::process::id(), worker::now_string())
 }
 
 /// The reader thread's work: batches from stdin to every host until end of input.
@@ -319,13 +367,36 @@ fn open_journals(sh: &Shared, dir: &std::path::Path, slots: &[Arc<HostSlot>]) ->
             ));
         }
         st.pending.extend(replay.paths);
+        if let Some(owed) = replay.owed_hook {
+            if sh.cfg.on_push.is_some() {
+                sh.log.info(&format!(
+                    "{}: an --on-push hook is owed (rpush ended before it ran to its end): it runs \
+                     after the next successful push",
+                    h.host.name
+                ));
+                // Pushed again (a no-op when they are current): the push the hook follows.
+                st.pending.extend(owed.iter().cloned());
+                st.owed_in_journal = owed.clone();
+                st.owed_hook = Some(owed);
+            } else {
+                sh.log.info(&format!(
+                    "{}: an --on-push hook was owed, but no --on-push is given now: dropped",
+                    h.host.name
+                ));
+            }
+        }
         st.journal = Some(j);
         if !st.pending.is_empty() {
             // Replayed paths must survive the next compaction even if the bad tail's
             // full sync is all that is new.
-            let HostState { journal, pending, .. } = &mut *st;
+            let HostState {
+                journal,
+                pending,
+                owed_hook,
+                ..
+            } = &mut *st;
             if let Some(j) = journal {
-                j.rewrite(pending).map_err(failed)?;
+                j.rewrite_with(pending, owed_hook.as_ref()).map_err(failed)?;
             }
         }
     }
@@ -402,6 +473,38 @@ fn reload(sh: &Arc<Shared>, workers: &mut Vec<thread::JoinHandle<()>>, input_don
             list.push(Arc::clone(slot));
             continue;
         }
+        // Removed by an earlier SIGHUP and listed again: the same slot, so one journal
+        // handle per destination for the life of the process (a second one would
+        // rewrite the same file through the same temporary name). Its worker may still
+        // be finishing the push it ran when it was removed: then it just goes on.
+        if let Some(slot) = sh.take_retired(&h.target.dest) {
+            let need_worker = {
+                let mut st = slot.lock();
+                slot.removed.store(false, Ordering::SeqCst);
+                st.input_done = input_done;
+                !st.worker_alive
+            };
+            queue_host(sh, &slot, &[Vec::new()]);
+            if need_worker {
+                match spawn_worker(sh, Arc::clone(&slot)) {
+                    Ok(w) => workers.push(w),
+                    Err(e) => {
+                        sh.log.error(&format!(
+                            "SIGHUP: {}: cannot start a worker thread: {e}",
+                            slot.host.name
+                        ));
+                        sh.retire(Arc::clone(&slot));
+                        continue;
+                    }
+                }
+            }
+            sh.log.info(&format!(
+                "{}: added back ({}), full sync queued",
+                slot.host.name, slot.host.target.dest
+            ));
+            list.push(slot);
+            continue;
+        }
         let slot = Arc::new(HostSlot::new(h));
         if let Some(dir) = &sh.cfg.state_dir
             && let Err(msg) = open_journals(sh, dir, std::slice::from_ref(&slot))
@@ -433,8 +536,9 @@ fn reload(sh: &Arc<Shared>, workers: &mut Vec<thread::JoinHandle<()>>, input_don
         }
         o.removed.store(true, Ordering::SeqCst);
         o.cv.notify_all();
+        sh.retire(Arc::clone(o));
         let st = o.lock();
-        let n = st.pending.len() + st.in_flight;
+        let n = st.lacking();
         let kept = match &st.journal {
             Some(j) => format!("kept in {}", j.path.display()),
             None => "dropped (no --state-dir)".to_string(),
@@ -452,9 +556,15 @@ fn reload(sh: &Arc<Shared>, workers: &mut Vec<thread::JoinHandle<()>>, input_don
 
 fn spawn_worker(sh: &Arc<Shared>, slot: Arc<HostSlot>) -> io::Result<thread::JoinHandle<()>> {
     let sh2 = Arc::clone(sh);
-    thread::Builder::new()
+    slot.lock().worker_alive = true;
+    let s2 = Arc::clone(&slot);
+    let spawned = thread::Builder::new()
         .name(format!("host {}", slot.host.name))
-        .spawn(move || worker::host_worker(&sh2, &slot))
+        .spawn(move || worker::host_worker(&sh2, &s2));
+    if spawned.is_err() {
+        slot.lock().worker_alive = false;
+    }
+    spawned
 }
 
 fn render_status(sh: &Shared, state: &str) -> String {
@@ -468,7 +578,8 @@ fn render_status(sh: &Shared, state: &str) -> String {
             HostStatus {
                 name: h.host.name.clone(),
                 dest: h.host.target.dest.clone(),
-                pending: st.pending.len() + st.in_flight,
+                pending: st.lacking(),
+                failing: st.failing.iter().map(|p| escape_bytes(p)).collect(),
                 running: st.running,
                 pushes: st.pushes,
                 last_success: st.last_success.clone(),
@@ -476,10 +587,15 @@ fn render_status(sh: &Shared, state: &str) -> String {
                 last_error_time: st.last_error.as_ref().map(|(t, _)| t.clone()),
                 consecutive_failures: st.retry.failures,
                 retry_in: waiting.then(|| st.retry.wait(now).as_secs_f64()),
+                outage_since: st.outage.as_ref().map(|o| o.began_at.clone()),
             }
         })
         .collect();
-    status::render(&worker::now_string(), state, &hosts)
+    let writer = status::Writer {
+        pid: std::process::id(),
+        every_secs: HEARTBEAT.as_secs(),
+    };
+    status::render(&worker::now_string(), state, writer, &hosts)
 }
 
 fn write_status(sh: &Shared, state: &str) {

@@ -30,8 +30,10 @@ use nix::unistd::Pid;
 
 use super::collapse::{self, Kind, Plan};
 use super::config::{Config, Host, Verbosity};
+use super::hosts::Transport;
 use super::journal::Journal;
 use super::log::Log;
+use super::outage::{self, Outage};
 use super::paths;
 use super::progress::{LineCounter, Progress};
 use super::retry::{Class, RetryState};
@@ -53,7 +55,27 @@ pub struct HostState {
     pub hook_running: bool,
     /// No more batches will come.
     pub input_done: bool,
+    /// Its worker thread runs (cleared by the worker itself, under this lock, in the
+    /// same step as it decides to end: a SIGHUP that lists the host again then knows
+    /// whether to start a new one).
+    pub worker_alive: bool,
     pub retry: RetryState,
+    /// Paths rsync named as not transferred (its per-file errors, exit 23) in a push
+    /// that delivered the rest: retried on their own backoff, so they hold back neither
+    /// the host's other paths nor its hooks. Journaled with `pending`.
+    pub failing: BTreeSet<Vec<u8>>,
+    pub failing_retry: RetryState,
+    /// rsync's words about the failing paths (its first per-file error line).
+    pub failing_reason: Option<String>,
+    /// Since its first failed push, until the next push that gets through.
+    pub outage: Option<Outage>,
+    /// An `--on-push` hook is owed for these paths: set when a push that changed
+    /// something is delivered (or replayed from the journal), cleared once the hook ran
+    /// to its end. Journaled, so a kill before or during the hook does not lose it.
+    pub owed_hook: Option<BTreeSet<Vec<u8>>>,
+    /// The paths the journal's 'O' records name since its last rewrite: a retry of the
+    /// same paths (an outage) appends nothing more.
+    pub owed_in_journal: BTreeSet<Vec<u8>>,
     pub pushes: u64,
     pub last_success: Option<String>,
     pub last_error: Option<(String, String)>,
@@ -65,7 +87,12 @@ pub struct HostState {
 impl HostState {
     /// Nothing pending, nothing running.
     pub fn idle(&self) -> bool {
-        self.pending.is_empty() && !self.running && !self.hook_running
+        self.pending.is_empty() && self.failing.is_empty() && !self.running && !self.hook_running
+    }
+
+    /// Paths this host lacks: waiting, failing, or in the rsync that runs now.
+    pub fn lacking(&self) -> usize {
+        self.pending.len() + self.failing.len() + self.in_flight
     }
 }
 
@@ -75,6 +102,8 @@ pub struct HostSlot {
     pub cv: Condvar,
     /// Taken out of the hosts files (SIGHUP): the worker ends after its current push.
     pub removed: AtomicBool,
+    /// Its running rsync is to be killed (a stop while the host is down).
+    pub kill: AtomicBool,
 }
 
 impl HostSlot {
@@ -84,6 +113,7 @@ impl HostSlot {
             state: Mutex::new(HostState::default()),
             cv: Condvar::new(),
             removed: AtomicBool::new(false),
+            kill: AtomicBool::new(false),
         }
     }
 }
@@ -95,40 +125,86 @@ impl HostSlot {
     }
 }
 
-/// A counting semaphore for `-j`.
+/// The `-j` job slots, handed out first come, first served: a host that just finished
+/// a push and wants another queues behind every host already waiting, so no host waits
+/// more than one round of the others (a plain semaphore let two hosts take turns while
+/// others waited for their first push).
 pub struct Slots {
-    free: Mutex<usize>,
+    state: Mutex<SlotQueue>,
     cv: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct SlotQueue {
+    free: usize,
+    next_ticket: u64,
+    waiting: std::collections::VecDeque<u64>,
+}
+
+impl SlotQueue {
+    /// Takes a ticket in the queue.
+    fn join(&mut self) -> u64 {
+        let t = self.next_ticket;
+        self.next_ticket += 1;
+        self.waiting.push_back(t);
+        t
+    }
+
+    /// Whether ticket `t` gets a slot now; if so it leaves the queue with the slot.
+    fn try_take(&mut self, t: u64) -> bool {
+        if self.free > 0 && self.waiting.front() == Some(&t) {
+            self.waiting.pop_front();
+            self.free -= 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn leave(&mut self, t: u64) {
+        self.waiting.retain(|&x| x != t);
+    }
 }
 
 impl Slots {
     pub fn new(n: usize) -> Slots {
         Slots {
-            free: Mutex::new(n),
+            state: Mutex::new(SlotQueue {
+                free: n,
+                ..SlotQueue::default()
+            }),
             cv: Condvar::new(),
         }
     }
 
-    /// Takes a slot; gives up (false) once `stop` is set.
+    fn lock(&self) -> MutexGuard<'_, SlotQueue> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes a slot in turn; gives up (false) once `stop` is set.
     fn acquire(&self, stop: &AtomicBool) -> bool {
-        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        while *free == 0 {
+        let mut q = self.lock();
+        let t = q.join();
+        while !q.try_take(t) {
             if stop.load(Ordering::SeqCst) {
+                q.leave(t);
+                self.cv.notify_all();
                 return false;
             }
-            free = self
+            q = self
                 .cv
-                .wait_timeout(free, Duration::from_millis(100))
+                .wait_timeout(q, Duration::from_millis(100))
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
-        *free -= 1;
+        // The next in line may be able to go too (-j > 1).
+        self.cv.notify_all();
         true
     }
 
     fn release(&self) {
-        *self.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-        self.cv.notify_one();
+        self.lock().free += 1;
+        self.cv.notify_all();
     }
 }
 
@@ -145,6 +221,9 @@ pub struct Shared {
     pub stop: AtomicBool,
     /// Set when running rsyncs must not finish either: they are killed.
     pub kill: AtomicBool,
+    /// A stop with `--state-dir` (SIGTERM/SIGINT): hosts that are up push what they
+    /// have; a host that is down starts nothing more (its paths are journaled).
+    pub soft_stop: AtomicBool,
     /// Bumped on every change worth a new status file.
     pub generation: AtomicU64,
     /// Input records refused as not a path inside the base (see `batch::Resolver`):
@@ -152,6 +231,9 @@ pub struct Shared {
     pub refused: AtomicU64,
     /// Hooks that failed or were killed, as `host (why)`: named at exit, exit status 1.
     pub failed_hooks: Mutex<Vec<String>>,
+    /// Targets a SIGHUP removed, kept (with their journal handle) in case a later one
+    /// lists them again.
+    retired: Mutex<Vec<Arc<HostSlot>>>,
 }
 
 impl Shared {
@@ -172,9 +254,11 @@ impl Shared {
             slots,
             stop: AtomicBool::new(false),
             kill: AtomicBool::new(false),
+            soft_stop: AtomicBool::new(false),
             generation: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             failed_hooks: Mutex::new(Vec::new()),
+            retired: Mutex::new(Vec::new()),
         }
     }
 
@@ -186,6 +270,18 @@ impl Shared {
     /// Replaces the host list (SIGHUP).
     pub fn set_hosts(&self, hosts: Vec<Arc<HostSlot>>) {
         *self.hosts.write().unwrap_or_else(|e| e.into_inner()) = hosts;
+    }
+
+    /// Keeps a removed target's slot for a later SIGHUP that lists it again.
+    pub fn retire(&self, slot: Arc<HostSlot>) {
+        self.retired.lock().unwrap_or_else(|e| e.into_inner()).push(slot);
+    }
+
+    /// The removed slot for `dest`, taken out of the retired list.
+    pub fn take_retired(&self, dest: &str) -> Option<Arc<HostSlot>> {
+        let mut r = self.retired.lock().unwrap_or_else(|e| e.into_inner());
+        let i = r.iter().position(|s| s.host.target.dest == dest)?;
+        Some(r.remove(i))
     }
 
     pub fn bump(&self) {
@@ -204,70 +300,204 @@ pub fn now_string() -> String {
 /// The worker loop for one host; returns when its input is done and everything is
 /// delivered, when rpush stops, or when the host is removed.
 pub fn host_worker(sh: &Shared, slot: &HostSlot) {
+    work(sh, slot);
+    slot.lock().worker_alive = false;
+}
+
+fn work(sh: &Shared, slot: &HostSlot) {
     let name = &slot.host.name;
+    let probe_port = outage::port(&slot.host.target, sh.cfg.settings.rsh.as_deref());
     loop {
         let batch = {
             let mut st = slot.lock();
             loop {
                 if sh.stopping() || slot.removed.load(Ordering::SeqCst) {
+                    st.worker_alive = false;
                     return;
                 }
-                if st.pending.is_empty() {
-                    if st.input_done {
-                        return;
-                    }
-                    st = slot.cv.wait(st).unwrap_or_else(|e| e.into_inner());
-                    continue;
+                let soft_stop = sh.soft_stop.load(Ordering::SeqCst);
+                if soft_stop && st.retry.failures > 0 {
+                    // Down: what it lacks is journaled; it must not hold the stop.
+                    return;
                 }
                 let now = Instant::now();
+                let failing_due = !soft_stop && !st.failing.is_empty() && st.failing_retry.ready(now);
+                if st.pending.is_empty() && !failing_due {
+                    if st.failing.is_empty() {
+                        if st.input_done {
+                            st.worker_alive = false;
+                            return;
+                        }
+                        st = slot.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+                    } else {
+                        let wait = st.failing_retry.wait(now);
+                        st = slot.cv.wait_timeout(st, wait).unwrap_or_else(|e| e.into_inner()).0;
+                    }
+                    continue;
+                }
                 if st.retry.ready(now) {
                     break;
                 }
-                let wait = st.retry.wait(now);
+                let mut wait = st.retry.wait(now);
+                let temporary = st.retry.last_class() == Some(Class::Temporary);
+                if let Some(o) = st.outage.as_mut() {
+                    if let Some(d) = o.report_due(now) {
+                        let failures = st.retry.failures;
+                        let last = st.last_error.as_ref().map_or("", |(_, r)| r.as_str());
+                        sh.log.info(&format!(
+                            "{name}: outage persists ({}, {failures} failed attempt{}): {last}",
+                            human_duration(d),
+                            plural(failures as usize)
+                        ));
+                        continue;
+                    }
+                    if let (Some(port), true) = (probe_port, temporary) {
+                        if o.probe_due(now) {
+                            // Outside the lock: a connect may take PROBE_TIMEOUT.
+                            drop(st);
+                            let reachable = outage::probe(&slot.host.target.host, port);
+                            st = slot.lock();
+                            let host = &slot.host.target.host;
+                            let HostState { outage, retry, .. } = &mut *st;
+                            if let Some(o) = outage.as_mut() {
+                                let first_miss = !reachable && !o.probe_failed;
+                                if o.probed(Instant::now(), reachable) {
+                                    retry.cut();
+                                    sh.log
+                                        .info(&format!("{name}: {host} port {port} answers again: pushing now"));
+                                } else if first_miss {
+                                    sh.log.verbose(&format!(
+                                        "{name}: {host} port {port} does not answer; probing every {}",
+                                        human_duration(outage::PROBE_EVERY)
+                                    ));
+                                }
+                            }
+                            continue;
+                        }
+                        wait = wait.min(o.until_probe(now));
+                    }
+                }
                 st = slot.cv.wait_timeout(st, wait).unwrap_or_else(|e| e.into_inner()).0;
             }
-            let batch = std::mem::take(&mut st.pending);
+            let mut batch = std::mem::take(&mut st.pending);
+            let retried = if !sh.soft_stop.load(Ordering::SeqCst) && st.failing_retry.ready(Instant::now()) {
+                std::mem::take(&mut st.failing)
+            } else {
+                BTreeSet::new()
+            };
+            batch.extend(retried.iter().cloned());
+            if sh.cfg.on_push.is_some() {
+                let HostState {
+                    journal,
+                    owed_in_journal,
+                    ..
+                } = &mut *st;
+                let new: Vec<&Vec<u8>> = batch.iter().filter(|p| !owed_in_journal.contains(*p)).collect();
+                if let Some(j) = journal.as_mut()
+                    && !new.is_empty()
+                {
+                    match j.append_owed(new.iter().copied()) {
+                        Ok(()) => owed_in_journal.extend(new.into_iter().cloned()),
+                        Err(e) => sh.log.error(&format!(
+                            "{name}: journal {}: {}; a kill during this push could lose its hook",
+                            j.path.display(),
+                            super::os_error(&e)
+                        )),
+                    }
+                }
+            }
             st.in_flight = batch.len();
             st.running = true;
-            batch
+            (batch, retried)
         };
+        let (batch, retried) = batch;
         sh.bump();
         if !sh.slots.acquire(&sh.stop) {
             let mut st = slot.lock();
-            st.pending.extend(batch);
+            st.pending.extend(batch.difference(&retried).cloned());
+            st.failing.extend(retried);
             st.running = false;
             st.in_flight = 0;
             return;
         }
-        let outcome = push(sh, &slot.host, &batch);
+        let outcome = push(sh, slot, &batch);
         sh.slots.release();
         let mut st = slot.lock();
         st.running = false;
         st.in_flight = 0;
         let mut hook = None;
         match outcome {
-            Outcome::Delivered { requeue, hook: h } => {
-                hook = h.filter(|_| sh.cfg.on_push.is_some());
+            Outcome::Delivered {
+                requeue,
+                hook: h,
+                failed,
+                failed_reason,
+            } => {
+                // A hook owed from before (a kill, a stop) runs now, with this one.
+                hook = merge_owed(h, st.owed_hook.take()).filter(|_| sh.cfg.on_push.is_some());
+                st.owed_hook = hook.as_ref().map(|p| p.entries().cloned().collect());
                 st.hook_running = hook.is_some();
                 st.pushes += 1;
                 st.last_success = Some(now_string());
                 let ended = st.retry.succeed();
+                let lasted = st.outage.take().map(|o| o.began.elapsed());
                 if ended > 0 {
                     sh.log.info(&format!(
-                        "{name}: recovered after {ended} failed attempt{}",
-                        plural(ended as usize)
+                        "{name}: recovered after {ended} failed attempt{}; outage ended, it lasted {}",
+                        plural(ended as usize),
+                        human_duration(lasted.unwrap_or_default())
                     ));
                 }
                 st.pending.extend(requeue);
+                if failed.is_empty() {
+                    if !retried.is_empty() && st.failing.is_empty() {
+                        st.failing_retry.succeed();
+                        st.failing_reason = None;
+                        sh.log.info(&format!(
+                            "{name}: the {} path{} that failed before delivered",
+                            retried.len(),
+                            plural(retried.len())
+                        ));
+                    }
+                } else {
+                    st.failing.extend(failed.iter().cloned());
+                    let f = st
+                        .failing_retry
+                        .fail(&sh.cfg.backoff, Instant::now(), Class::Temporary, &failed_reason);
+                    let msg = format!(
+                        "{name}: {} path{} not delivered (attempt {}): {}: {failed_reason}; the rest \
+                         of the push was delivered; retry in {}",
+                        failed.len(),
+                        plural(failed.len()),
+                        st.failing_retry.failures,
+                        name_list(&failed),
+                        human_duration(f.delay)
+                    );
+                    if f.news {
+                        sh.log.error(&msg);
+                    } else {
+                        sh.log.debug(&msg);
+                    }
+                    st.failing_reason = Some(failed_reason);
+                }
                 compact(sh, name, &mut st);
             }
             Outcome::Failed { class, reason, key } => {
-                st.pending.extend(batch);
-                if sh.stopping() && sh.kill.load(Ordering::SeqCst) {
+                st.pending.extend(batch.difference(&retried).cloned());
+                st.failing.extend(retried);
+                if (sh.stopping() && sh.kill.load(Ordering::SeqCst)) || slot.kill.load(Ordering::SeqCst) {
                     // Killed because rpush is stopping: not news about the host.
                     return;
                 }
-                let f = st.retry.fail(&sh.cfg.backoff, Instant::now(), class, &key);
+                let now = Instant::now();
+                match st.outage.as_mut() {
+                    Some(o) => o.pushed(now),
+                    None => {
+                        st.outage = Some(Outage::begin(now, now_string()));
+                        sh.log.info(&format!("{name}: outage began"));
+                    }
+                }
+                let f = st.retry.fail(&sh.cfg.backoff, now, class, &key);
                 let kind = match class {
                     Class::Temporary => "temporary",
                     Class::Permanent => "permanent",
@@ -293,7 +523,11 @@ pub fn host_worker(sh: &Shared, slot: &HostSlot) {
         // push, so a reload always follows the push it is about.
         if let (Some(plan), Some(cmd)) = (hook, &sh.cfg.on_push) {
             run_hook(sh, &slot.host, cmd, &plan);
-            slot.lock().hook_running = false;
+            let mut st = slot.lock();
+            st.hook_running = false;
+            st.owed_hook = None;
+            compact(sh, name, &mut st);
+            drop(st);
             sh.bump();
         }
     }
@@ -302,18 +536,74 @@ pub fn host_worker(sh: &Shared, slot: &HostSlot) {
 /// After a success (and at exit) the journal is rewritten to hold just what is still
 /// pending. While a host is down it grows by one record per accepted batch, duplicates
 /// included, until the next success. A failed compaction leaves the old, longer
-/// journal: replaying it re-pushes paths already delivered, which is harmless.
-pub fn compact(sh: &Shared, name: &str, st: &mut HostState) {
-    let HostState { journal, pending, .. } = st;
-    if let Some(j) = journal
-        && let Err(e) = j.rewrite(pending)
-    {
-        sh.log.error(&format!(
-            "{name}: journal {}: {}",
-            j.path.display(),
-            super::os_error(&e)
-        ));
+/// journal: replaying it re-pushes paths already delivered, which is harmless. True when
+/// the journal now holds exactly what is pending.
+pub fn compact(sh: &Shared, name: &str, st: &mut HostState) -> bool {
+    let HostState {
+        journal,
+        pending,
+        failing,
+        owed_hook,
+        owed_in_journal,
+        ..
+    } = st;
+    let all;
+    let keep = if failing.is_empty() {
+        &*pending
+    } else {
+        all = pending.union(failing).cloned().collect::<BTreeSet<_>>();
+        &all
+    };
+    match journal {
+        Some(j) => match j.rewrite_with(keep, owed_hook.as_ref()) {
+            Ok(()) => {
+                *owed_in_journal = owed_hook.clone().unwrap_or_default();
+                true
+            }
+            Err(e) => {
+                sh.log.error(&format!(
+                    "{name}: journal {}: {}",
+                    j.path.display(),
+                    super::os_error(&e)
+                ));
+                false
+            }
+        },
+        None => false,
     }
+}
+
+/// This push's hook plan with the paths of a hook still owed from before added: one
+/// hook run tells about both.
+fn merge_owed(plan: Option<Plan>, owed: Option<BTreeSet<Vec<u8>>>) -> Option<Plan> {
+    match (plan, owed) {
+        (plan, None) => plan,
+        (None, Some(o)) => Some(Plan {
+            deletions: Vec::new(),
+            updates: o.into_iter().collect(),
+        }),
+        (Some(mut p), Some(o)) => {
+            for e in o {
+                if !p.entries().any(|x| *x == e) {
+                    p.updates.push(e);
+                }
+            }
+            Some(p)
+        }
+    }
+}
+
+/// Up to ten paths, escaped, for a log line.
+pub fn name_list(paths: &BTreeSet<Vec<u8>>) -> String {
+    let mut v: Vec<String> = paths
+        .iter()
+        .take(10)
+        .map(|p| if p.is_empty() { ".".to_string() } else { escape_bytes(p) })
+        .collect();
+    if paths.len() > 10 {
+        v.push(format!("and {} more", paths.len() - 10));
+    }
+    v.join(", ")
 }
 
 pub fn plural(n: usize) -> &'static str {
@@ -334,6 +624,9 @@ enum Outcome {
         requeue: Vec<Vec<u8>>,
         /// What to tell `--on-push` about, when it is set and something changed.
         hook: Option<Plan>,
+        /// Paths rsync named as not transferred (exit 23): the rest was delivered.
+        failed: BTreeSet<Vec<u8>>,
+        failed_reason: String,
     },
     Failed {
         class: Class,
@@ -377,7 +670,8 @@ fn check_base(base: &[u8]) -> Result<(), String> {
 }
 
 /// One push of `batch` to `host`.
-fn push(sh: &Shared, host: &Host, batch: &BTreeSet<Vec<u8>>) -> Outcome {
+fn push(sh: &Shared, slot: &HostSlot, batch: &BTreeSet<Vec<u8>>) -> Outcome {
+    let host = &slot.host;
     let base = &sh.cfg.settings.base;
     if let Err(reason) = check_base(base) {
         return Outcome::Failed {
@@ -405,6 +699,26 @@ fn push(sh: &Shared, host: &Host, batch: &BTreeSet<Vec<u8>>) -> Outcome {
         list.extend_from_slice(&paths::wire(e));
         list.push(0);
     }
+    // A host not known to be answering (its first push, or it failed last time) must
+    // greet within --contimeout before rsync gets a slot's worth of time: see
+    // `outage::greets`. (ssh's ConnectTimeout already covers its banner exchange.)
+    let contimeout = sh.cfg.settings.contimeout;
+    let unproven = {
+        let st = slot.lock();
+        st.retry.failures > 0 || st.pushes == 0
+    };
+    if host.target.transport == Transport::Daemon
+        && unproven
+        && !contimeout.is_zero()
+        && let Some(port) = outage::port(&host.target, None)
+        && let Err(reason) = outage::greets(&host.target.host, port, contimeout)
+    {
+        return Outcome::Failed {
+            class: Class::Temporary,
+            key: reason.clone(),
+            reason,
+        };
+    }
     let args = rsync::args(&sh.cfg.settings, &host.target);
     sh.log.verbose(&format!(
         "{}: {} ({} deletion{} and {} update{} on stdin)",
@@ -417,7 +731,10 @@ fn push(sh: &Shared, host: &Host, batch: &BTreeSet<Vec<u8>>) -> Outcome {
     ));
     let started = Instant::now();
     let mut counter = LineCounter::default();
+    // rsync's item lines are counted as they come: the kept stdout is bounded.
+    let mut items = rsync::ReportStream::default();
     let mut on_out = |chunk: &[u8]| {
+        items.feed(chunk);
         if let Some(p) = &sh.progress {
             counter.feed(chunk);
             p.update(&host.name, started, counter.counts);
@@ -429,15 +746,15 @@ fn push(sh: &Shared, host: &Host, batch: &BTreeSet<Vec<u8>>) -> Outcome {
         &[],
         list,
         Limit::Idle(sh.cfg.watchdog),
-        &sh.kill,
+        &[&sh.kill, &slot.kill],
         Some(&mut on_out),
     );
     if let Some(p) = &sh.progress {
         p.done(&host.name);
     }
+    let report = items.finish();
     match rsync::classify(run.ended, &run.stderr) {
         Verdict::Ok { vanished } => {
-            let report = rsync::parse_stdout(&run.stdout);
             let mut requeue = Vec::new();
             if vanished {
                 // Exit 24: something changed under rsync. Whatever now differs from what
@@ -473,7 +790,43 @@ fn push(sh: &Shared, host: &Host, batch: &BTreeSet<Vec<u8>>) -> Outcome {
                 }
             ));
             let hook = (report.changed > 0 && sh.cfg.on_push.is_some()).then_some(plan);
-            Outcome::Delivered { requeue, hook }
+            Outcome::Delivered {
+                requeue,
+                hook,
+                failed: BTreeSet::new(),
+                failed_reason: String::new(),
+            }
+        }
+        Verdict::Failed { key, .. }
+            if run.ended == Ended::Code(23)
+                // A cut stderr may hide failed paths: then the whole push failed.
+                && run.stderr_dropped == 0
+                && let Some(failed) = rsync::failed_paths(&run.stderr, base).filter(|f| !f.is_empty()) =>
+        {
+            // Per-file errors only: everything else in the push was delivered, so it
+            // counts (and its hook runs); the named paths stay pending on their own.
+            let mut plan = plan;
+            plan.updates.retain(|p| !failed.contains(p));
+            plan.deletions.retain(|p| !failed.contains(p));
+            sh.log.info(&format!(
+                "{}: pushed {} path{} of {} ({} not transferred, exit 23): {} change{}, {} bytes, {:.2}s",
+                host.name,
+                plan.len(),
+                plural(plan.len()),
+                batch.len(),
+                failed.len(),
+                report.changed,
+                plural(report.changed as usize),
+                report.bytes,
+                run.elapsed.as_secs_f64(),
+            ));
+            let hook = (report.changed > 0 && sh.cfg.on_push.is_some()).then_some(plan);
+            Outcome::Delivered {
+                requeue: Vec::new(),
+                hook,
+                failed,
+                failed_reason: key,
+            }
         }
         Verdict::Failed { class, reason, key } => {
             let reason = match &run.spawn_error {
@@ -511,9 +864,8 @@ fn run_hook(sh: &Shared, host: &Host, cmd: &[OsString], plan: &Plan) {
     let program = Path::new(&argv[0]);
     // A hook that started runs to its end whatever happens to input or signals: it is
     // the reload the push was for. Only its own time limit stops it.
-    let never = AtomicBool::new(false);
     let limit = Limit::Total(sh.cfg.on_push_timeout);
-    let run = run_child(program, &argv[1..], &env, stdin, limit, &never, None);
+    let run = run_child(program, &argv[1..], &env, stdin, limit, &[], None);
     let shown = rsync::display(program, &argv[1..]);
     let failed = match run.ended {
         Ended::Code(0) => None,
@@ -546,6 +898,13 @@ fn run_hook(sh: &Shared, host: &Host, cmd: &[OsString], plan: &Plan) {
                 .info(&format!("{}: --on-push: {}", host.name, escape_bytes(line)));
         }
     }
+    let dropped = run.stdout_dropped + run.stderr_dropped;
+    if dropped > 0 {
+        sh.log.info(&format!(
+            "{}: --on-push: {dropped} more bytes of output not kept (at most {CAPTURE_MAX} per stream)",
+            host.name
+        ));
+    }
 }
 
 fn replace(hay: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
@@ -566,11 +925,26 @@ fn replace(hay: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
 /// Called with each chunk of a child's stdout as it arrives (the progress line).
 pub type OnStdout<'a> = &'a mut dyn FnMut(&[u8]);
 
+/// At most this much of a child's stdout and of its stderr is kept (the first bytes:
+/// rsync's telling lines come first); the rest is counted, not kept.
+pub const CAPTURE_MAX: usize = 1 << 20;
+
+/// Appends `chunk` to `buf` up to [`CAPTURE_MAX`]; returns how many bytes did not fit.
+fn capture(buf: &mut Vec<u8>, chunk: &[u8]) -> u64 {
+    let room = CAPTURE_MAX.saturating_sub(buf.len());
+    let keep = room.min(chunk.len());
+    buf.extend_from_slice(&chunk[..keep]);
+    (chunk.len() - keep) as u64
+}
+
 /// The result of one child process.
 pub struct ChildRun {
     pub ended: Ended,
+    /// The first [`CAPTURE_MAX`] bytes of each stream, and how many more there were.
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
+    pub stdout_dropped: u64,
+    pub stderr_dropped: u64,
     pub elapsed: Duration,
     pub spawn_error: Option<String>,
 }
@@ -628,14 +1002,14 @@ pub enum Limit {
 }
 
 /// Runs `program args` with `input` on its stdin, collecting stdout and stderr, under
-/// `limit`; gives up (kills it) when `stop` is set.
+/// `limit`; gives up (kills it) when any of `stop` is set.
 pub fn run_child(
     program: &Path,
     args: &[OsString],
     env: &[(&str, &str)],
     input: Vec<u8>,
     limit: Limit,
-    stop: &AtomicBool,
+    stop: &[&AtomicBool],
     mut on_stdout: Option<OnStdout>,
 ) -> ChildRun {
     let start = Instant::now();
@@ -657,6 +1031,8 @@ pub fn run_child(
                 ended: Ended::NotStarted,
                 stdout: vec![],
                 stderr: vec![],
+                stdout_dropped: 0,
+                stderr_dropped: 0,
                 elapsed: start.elapsed(),
                 spawn_error: Some(super::os_error(&e)),
             };
@@ -678,6 +1054,7 @@ pub fn run_child(
     }
     drop(tx);
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let (mut stdout_dropped, mut stderr_dropped) = (0u64, 0u64);
     let mut open = 2;
     let mut last_progress = Instant::now();
     let mut last_io = io_counter(child.id());
@@ -693,11 +1070,11 @@ pub fn run_child(
                     if let Some(f) = on_stdout.as_mut() {
                         f(&b);
                     }
-                    stdout.extend_from_slice(&b);
+                    stdout_dropped += capture(&mut stdout, &b);
                     last_progress = Instant::now();
                 }
                 Ok(Ev::Err(b)) => {
-                    stderr.extend_from_slice(&b);
+                    stderr_dropped += capture(&mut stderr, &b);
                     last_progress = Instant::now();
                 }
                 Ok(Ev::Closed) => open -= 1,
@@ -729,7 +1106,7 @@ pub fn run_child(
         }
         match killed_at {
             None => {
-                let stopping = stop.load(Ordering::SeqCst);
+                let stopping = stop.iter().any(|f| f.load(Ordering::SeqCst));
                 let over = match limit {
                     Limit::Idle(d) => last_progress.elapsed() >= d,
                     Limit::Total(d) => start.elapsed() >= d,
@@ -763,6 +1140,8 @@ pub fn run_child(
         ended,
         stdout,
         stderr,
+        stdout_dropped,
+        stderr_dropped,
         elapsed: start.elapsed(),
         spawn_error: None,
     }
@@ -771,6 +1150,59 @@ pub fn run_child(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slots_go_first_come_first_served() {
+        let mut q = SlotQueue {
+            free: 1,
+            ..SlotQueue::default()
+        };
+        let (a, b, c) = (q.join(), q.join(), q.join());
+        assert!(!q.try_take(b) && !q.try_take(c), "b and c wait behind a");
+        assert!(q.try_take(a));
+        // a is done and wants another push: it queues behind b and c.
+        q.free += 1;
+        let a2 = q.join();
+        assert!(!q.try_take(a2) && !q.try_take(c));
+        assert!(q.try_take(b));
+        q.free += 1;
+        assert!(!q.try_take(a2));
+        assert!(q.try_take(c));
+        q.free += 1;
+        assert!(q.try_take(a2));
+        // One that gives up leaves the queue and blocks nobody.
+        q.free += 1;
+        let (d, e) = (q.join(), q.join());
+        q.leave(d);
+        assert!(q.try_take(e));
+    }
+
+    #[test]
+    fn a_childs_output_is_kept_up_to_the_cap_and_the_rest_counted() {
+        let stop = AtomicBool::new(false);
+        // 5 MiB on each stream from a real child.
+        let args: Vec<OsString> = vec![
+            "-c".into(),
+            "head -c 5242880 /dev/zero; head -c 5242880 /dev/zero >&2".into(),
+        ];
+        let mut seen = 0usize;
+        let mut count = |c: &[u8]| seen += c.len();
+        let run = run_child(
+            Path::new("sh"),
+            &args,
+            &[],
+            vec![],
+            Limit::Idle(Duration::from_secs(30)),
+            &[&stop],
+            Some(&mut count),
+        );
+        assert_eq!(run.ended, Ended::Code(0));
+        assert_eq!(run.stdout.len(), CAPTURE_MAX);
+        assert_eq!(run.stderr.len(), CAPTURE_MAX);
+        assert_eq!(run.stdout_dropped, (5 << 20) - CAPTURE_MAX as u64);
+        assert_eq!(run.stderr_dropped, (5 << 20) - CAPTURE_MAX as u64);
+        assert_eq!(seen, 5 << 20, "the stdout callback sees every byte");
+    }
 
     #[test]
     fn placeholder_replacement() {
@@ -787,7 +1219,7 @@ mod tests {
             &[],
             vec![],
             Limit::Idle(Duration::from_millis(300)),
-            &stop,
+            &[&stop],
             None,
         );
         assert_eq!(run.ended, Ended::Watchdog);
@@ -804,7 +1236,7 @@ mod tests {
             &[],
             vec![],
             Limit::Idle(Duration::from_millis(200)),
-            &stop,
+            &[&stop],
             None,
         );
         assert_eq!(run.ended, Ended::Watchdog);
@@ -825,7 +1257,7 @@ mod tests {
             &[],
             vec![],
             Limit::Idle(Duration::from_millis(300)),
-            &stop,
+            &[&stop],
             None,
         );
         assert_eq!(run.ended, Ended::Watchdog);
@@ -841,7 +1273,7 @@ mod tests {
             &[],
             vec![],
             Limit::Idle(Duration::from_secs(60)),
-            &stop,
+            &[&stop],
             None,
         );
         assert_eq!(run.ended, Ended::Signal(libc::SIGTERM));
@@ -858,7 +1290,7 @@ mod tests {
             &[],
             vec![],
             Limit::Total(Duration::from_millis(400)),
-            &stop,
+            &[&stop],
             None,
         );
         assert_eq!(run.ended, Ended::Watchdog);
@@ -875,7 +1307,7 @@ mod tests {
             &[],
             b"in\0put".to_vec(),
             Limit::Idle(Duration::from_secs(10)),
-            &stop,
+            &[&stop],
             None,
         );
         assert_eq!(run.ended, Ended::Code(3));
@@ -887,7 +1319,7 @@ mod tests {
             &[],
             vec![],
             Limit::Idle(Duration::from_secs(1)),
-            &stop,
+            &[&stop],
             None,
         );
         assert_eq!(run.ended, Ended::NotStarted);

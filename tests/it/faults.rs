@@ -12,8 +12,12 @@ mod fragments;
 mod hooks;
 mod hostile;
 mod journal;
+mod outage;
+mod partial;
 mod pipeline;
 mod reload;
+mod slots;
+mod stops;
 mod targets;
 
 use std::fs;
@@ -87,6 +91,18 @@ pub(crate) fn children(pid: i32) -> Vec<i32> {
         }
     }
     out
+}
+
+/// rchar of a process: bytes it has read (0 once it is gone).
+pub(crate) fn bytes_read(pid: u32) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/io"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("rchar:"))
+                .and_then(|l| l[6..].trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// SIGKILLs each child's process group (rpush starts every rsync as a group leader,

@@ -8,6 +8,7 @@
 mod deploy;
 mod docs;
 mod faults;
+mod json;
 mod rbatch;
 mod rpush;
 mod rsyncd;

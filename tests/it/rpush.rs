@@ -554,6 +554,8 @@ fn rpush_watchdog_kills_a_silent_listener() {
     let s = Scratch::new();
     let src = s.mkdir("src");
     // Accepts connections and never says a word (rsync's --contimeout does not help).
+    // rpush's own greeting check (--contimeout) would catch it first: off here, so
+    // that the watchdog is what is tested.
     let listener = TcpListener::bind("127.0.0.6:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     thread::spawn(move || {
@@ -567,6 +569,8 @@ fn rpush_watchdog_kills_a_silent_listener() {
         &src,
         &[
             "--timeout",
+            "0",
+            "--contimeout",
             "0",
             "--watchdog",
             "500ms",

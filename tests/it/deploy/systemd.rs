@@ -809,3 +809,125 @@ fn runner_backend_fanotify_runs_rwait_f_and_converges() {
     let o = p.wait_exit(DEADLINE);
     assert_eq!(o.code, 0, "{}", o.stderr_str());
 }
+
+/// The unit treats a stop that journaled what a down host lacks (rpush's status 3) as a
+/// success, and systemctl reload reaches rpush through the runner.
+#[test]
+fn unit_counts_a_journaled_stop_as_success_and_reloads_through_the_runner() {
+    let unit = unit_text();
+    let lines: Vec<&str> = unit.lines().map(str::trim).collect();
+    assert!(lines.contains(&"SuccessExitStatus=3"), "{unit}");
+    assert!(lines.contains(&"ExecReload=/bin/kill -HUP $MAINPID"), "{unit}");
+}
+
+#[test]
+fn runner_stop_with_a_host_down_exits_3_without_waiting_for_it() {
+    let s = Scratch::new();
+    let web1 = Daemon::start(&s, "web1", "127.0.0.2");
+    let mut web2 = Daemon::start(&s, "web2", "127.0.0.3");
+    web2.stop();
+    let src = s.mkdir("src");
+    fs::write(src.join("a"), "a").unwrap();
+    let hosts = s.write("etc/t.hosts", format!("{}\n{}\n", web1.url(), web2.url()));
+    write_conf(
+        &s,
+        "t",
+        &format!(
+            "SOURCE={}\nHOSTS={}\nPASSWORD_FILE={}\nQUIET=100ms\nDRAIN_TIMEOUT=60s\n",
+            src.display(),
+            hosts.display(),
+            web1.password_file.display()
+        ),
+    );
+    let p = Runner::spawn(&s, runner(&s, &bin_dir(), &["t"]));
+    let _stages = wait_pipeline_up(&p, &src);
+    wait_converged("initial sync of web1", &src, &[web1.module.as_path()], || p.dump());
+    wait_until(
+        "web2's first failure",
+        DEADLINE,
+        || p.dump().contains("127.0.0.3: push failed"),
+        || p.dump(),
+    );
+    p.signal(libc::SIGTERM);
+    let t0 = Instant::now();
+    let o = p.wait_exit(DEADLINE);
+    let took = t0.elapsed();
+    assert_eq!(o.code, 3, "{}", o.stderr_str());
+    assert!(
+        took < Duration::from_secs(10),
+        "the stop took {took:?}:\n{}",
+        o.stderr_str()
+    );
+    assert!(o.stderr_str().contains("127.0.0.3 lacks 1 path"), "{}", o.stderr_str());
+    assert!(!o.stderr_str().contains(" exited (status"), "{}", o.stderr_str());
+}
+
+#[test]
+fn runner_sigint_to_its_whole_process_group_is_a_clean_stop() {
+    use std::os::unix::process::CommandExt;
+    let s = Scratch::new();
+    let d = Daemon::start(&s, "d", "127.0.0.2");
+    let (p, _stages, src) = running_instance(&s, &d);
+    p.signal(libc::SIGTERM);
+    assert_eq!(p.wait_exit(DEADLINE).code, 0);
+    // Ctrl-C on a terminal: SIGINT to every process of the foreground group, the runner
+    // and whatever it started. Several times, since the old failure was a race.
+    for round in 0..3 {
+        let mut cmd = runner(&s, &bin_dir(), &["t"]);
+        cmd.process_group(0);
+        let p = Runner::spawn(&s, cmd);
+        let stages = wait_pipeline_up(&p, &src);
+        let name = format!("change-{round}");
+        let before = crate::faults::bytes_read(stages.0[1] as u32);
+        fs::write(src.join(&name), &name).unwrap();
+        // rbatch has read the event: the path sits in its open batch.
+        wait_until(
+            "rbatch to read the event",
+            DEADLINE,
+            || crate::faults::bytes_read(stages.0[1] as u32) != before,
+            || p.dump(),
+        );
+        // SAFETY: kill(2) has no memory-safety preconditions.
+        unsafe { libc::kill(-p.pid(), libc::SIGINT) };
+        let o = p.wait_exit(DEADLINE);
+        assert_eq!(o.code, 0, "round {round}:\n{}", o.stderr_str());
+        assert!(
+            !o.stderr_str().contains(" exited (status"),
+            "round {round}:\n{}",
+            o.stderr_str()
+        );
+        assert!(o.stderr_str().contains("syncpipe-run: stopping"), "{}", o.stderr_str());
+        // The host was up: the change is on it, not only in the journal.
+        assert_eq!(
+            fs::read_to_string(d.module.join(&name)).ok().as_deref(),
+            Some(name.as_str()),
+            "round {round}:\n{}",
+            o.stderr_str()
+        );
+        for (pid, stage) in stages.0.iter().zip(["rwait", "rbatch", "rpush"]) {
+            assert!(!alive(*pid), "{stage} (pid {pid}) still runs after the runner exited");
+        }
+    }
+}
+
+#[test]
+fn runner_forwards_sighup_to_rpush_which_reads_the_hosts_file_again() {
+    let s = Scratch::new();
+    let web1 = Daemon::start(&s, "web1", "127.0.0.2");
+    let web2 = Daemon::start(&s, "web2", "127.0.0.3");
+    let (p, _stages, src) = running_instance(&s, &web1);
+    // systemctl reload: ExecReload sends SIGHUP to the runner.
+    s.write("etc/t.hosts", format!("{}\n{}\n", web1.url(), web2.url()));
+    p.signal(libc::SIGHUP);
+    wait_converged(
+        "the host added by the reload",
+        &src,
+        &[web1.module.as_path(), web2.module.as_path()],
+        || p.dump(),
+    );
+    assert!(alive(p.pid()), "the runner ended on SIGHUP:\n{}", p.dump());
+    p.signal(libc::SIGTERM);
+    let o = p.wait_exit(DEADLINE);
+    assert_eq!(o.code, 0, "{}", o.stderr_str());
+    assert!(o.stderr_str().contains("127.0.0.3: added"), "{}", o.stderr_str());
+}

@@ -114,3 +114,114 @@ fn faults_failed_or_timed_out_hook_makes_the_exit_status_1() {
     assert_stderr(&out, "killed after --on-push-timeout (1s)");
     assert!(!marks.join("finished").exists(), "{}", out.stderr_str());
 }
+
+#[test]
+fn faults_owed_hook_is_journaled_and_runs_after_the_next_push_even_a_no_op() {
+    // Issue 12, item 1: after a kill a restart's push changes nothing, so no hook ran and
+    // the hosts kept the old php-fpm config indefinitely.
+    let s = Scratch::new();
+    let src = s.mkdir("src");
+    let state = s.join("state");
+    let mut d = Daemon::start(&s, "a", "127.0.0.2");
+    write_file(&src, b"www.conf", b"pm = ondemand\n");
+    let state_args = ["--state-dir", state.to_str().unwrap(), "--drain-timeout", "1s"];
+
+    // The reload starts, then rpush is SIGKILLed (its hook dies with it).
+    let killed = s.mkdir("killed");
+    let mut rp = rpush_with_hook(&src, &d, &slow_hook(&killed, "30", "0"), &state_args);
+    let mut stdin = rp.stdin();
+    let mut line = src.join("www.conf").into_os_string().into_encoded_bytes();
+    line.extend_from_slice(b"\n\n");
+    send(&mut stdin, &line);
+    wait_exists("the hook", &killed.join("started"), || rp.dump());
+    rp.kill();
+    let out = rp.wait_exit(DEADLINE);
+    drop(stdin);
+    assert_eq!(out.code, 128 + libc::SIGKILL, "{}", out.stderr_str());
+    assert_eq!(fs::read(d.module.join("www.conf")).unwrap(), b"pm = ondemand\n");
+    assert!(!killed.join("finished").exists());
+
+    // Restarted while the host is down: still owed, and still journaled at the end.
+    d.stop();
+    let down = s.mkdir("down");
+    let mut cmd = rpush_cmd(&src, &["-t", &d.url(), "--password-file"]);
+    cmd.arg(&d.password_file)
+        .args(slow_hook(&down, "0", "0"))
+        .args(state_args)
+        .stdin(std::process::Stdio::null());
+    let out = Proc::spawn(cmd).wait_exit(DEADLINE);
+    assert_eq!(out.code, 1, "{}", out.stderr_str());
+    assert_stderr(&out, "127.0.0.2: an --on-push hook is owed");
+    assert!(!down.join("started").exists(), "{}", out.stderr_str());
+
+    // Restarted with the host up and no input at all: the push changes nothing, and the
+    // owed hook runs after it.
+    d.restart();
+    let up = s.mkdir("up");
+    let mut cmd = rpush_cmd(&src, &["-t", &d.url(), "--password-file"]);
+    cmd.arg(&d.password_file)
+        .args(slow_hook(&up, "0", "0"))
+        .args(state_args)
+        .stdin(std::process::Stdio::null());
+    let out = Proc::spawn(cmd).wait_exit(DEADLINE);
+    assert_eq!(out.code, 0, "{}", out.stderr_str());
+    assert_stderr(&out, "127.0.0.2: an --on-push hook is owed");
+    assert_stderr(&out, ": 0 changes,");
+    assert!(
+        up.join("finished").exists(),
+        "owed hook did not run:\n{}",
+        out.stderr_str()
+    );
+
+    // Paid: the next start owes nothing and runs no hook.
+    let again = s.mkdir("again");
+    let mut cmd = rpush_cmd(&src, &["-t", &d.url(), "--password-file"]);
+    cmd.arg(&d.password_file)
+        .args(slow_hook(&again, "0", "0"))
+        .args(state_args)
+        .stdin(std::process::Stdio::null());
+    let out = Proc::spawn(cmd).wait_exit(DEADLINE);
+    assert_eq!(out.code, 0, "{}", out.stderr_str());
+    assert!(!out.stderr_str().contains("owed"), "{}", out.stderr_str());
+    assert!(!again.join("started").exists(), "{}", out.stderr_str());
+}
+
+#[test]
+fn faults_retries_to_a_down_host_do_not_grow_the_journal() {
+    // Each push first journals the hook it may owe; retries of the same paths during an
+    // outage must not append it again and again.
+    let s = Scratch::new();
+    let src = s.mkdir("src");
+    let state = s.join("state");
+    let mut d = Daemon::start(&s, "a", "127.0.0.2");
+    d.stop();
+    write_file(&src, b"www.conf", b"x\n");
+    let marks = s.mkdir("marks");
+    let mut rp = rpush_with_hook(
+        &src,
+        &d,
+        &slow_hook(&marks, "0", "0"),
+        &[
+            "-vv",
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--retry-min",
+            "50ms",
+            "--retry-max",
+            "50ms",
+        ],
+    );
+    let mut stdin = rp.stdin();
+    let mut line = src.join("www.conf").into_os_string().into_encoded_bytes();
+    line.extend_from_slice(b"\n\n");
+    send(&mut stdin, &line);
+    rp.wait_stderr("push failed (temporary, attempt 2)");
+    let journal = super::journals(&state).pop().expect("a journal");
+    let size = fs::metadata(&journal).unwrap().len();
+    rp.wait_stderr("push failed (temporary, attempt 12)");
+    assert_eq!(fs::metadata(&journal).unwrap().len(), size, "{}", rp.dump());
+    drop(stdin);
+    rp.signal(libc::SIGTERM);
+    let out = rp.wait_exit(DEADLINE);
+    assert_eq!(out.code, 3, "{}", out.stderr_str());
+}

@@ -82,7 +82,8 @@ fn faults_sigterm_lets_the_running_rsync_finish_and_journals_the_rest() {
     rp.wait_stderr("127.0.0.3: push failed");
     rp.signal(libc::SIGTERM);
     let out = rp.wait_exit(DEADLINE);
-    assert_eq!(out.code, 1, "{}", out.stderr_str());
+    // Stopped with everything undelivered journaled: its own status.
+    assert_eq!(out.code, 3, "{}", out.stderr_str());
     // The running push was allowed to finish: a has the file, whole.
     assert_eq!(
         fs::read(a.module.join("big")).unwrap(),
@@ -90,7 +91,10 @@ fn faults_sigterm_lets_the_running_rsync_finish_and_journals_the_rest() {
     );
     assert_stderr(&out, "signal received: stopping");
     assert_stderr(&out, "127.0.0.2: pushed 1 path");
-    assert_stderr(&out, "not delivered: 127.0.0.3 lacks 1 path");
+    assert_stderr(
+        &out,
+        "all journaled (the next start delivers them): 127.0.0.3 lacks 1 path",
+    );
     assert_stderr(&out, ", kept in ");
     drop(stdin);
 
@@ -246,8 +250,11 @@ fn faults_second_sigterm_kills_the_running_rsync_and_the_journal_keeps_its_paths
     rp.wait_stderr("signal received: stopping");
     rp.signal(libc::SIGTERM);
     let out = rp.wait_exit(std::time::Duration::from_secs(10));
-    assert_eq!(out.code, 1, "{}", out.stderr_str());
-    assert_stderr(&out, "not delivered: 127.0.0.2 lacks 1 path");
+    assert_eq!(out.code, 3, "{}", out.stderr_str());
+    assert_stderr(
+        &out,
+        "all journaled (the next start delivers them): 127.0.0.2 lacks 1 path",
+    );
     assert_stderr(&out, ", kept in ");
     drop(stdin);
     let rp = replay_run(&src, &state, &[&a]);

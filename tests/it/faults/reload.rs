@@ -73,3 +73,60 @@ fn faults_sighup_adds_and_removes_hosts_and_keeps_the_removed_journal() {
     assert_stderr(&out, "belongs to no current target: kept, not replayed");
     assert!(b.module.join("two").exists());
 }
+
+/// How many of `pid`'s open descriptors are `path`.
+fn open_handles(pid: i32, path: &std::path::Path) -> usize {
+    fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| fs::read_link(e.path()).is_ok_and(|t| t == path))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn faults_sighup_that_removes_then_adds_back_a_host_mid_push_keeps_one_journal_handle() {
+    // Issue 12, item 7: the re-added target got a second journal handle on the same file
+    // while the removed one still finished its push, both rewriting through one temp name.
+    let s = Scratch::new();
+    let src = s.mkdir("src");
+    let state = s.join("state");
+    let a = Daemon::start(&s, "a", "127.0.0.2");
+    let c = Daemon::start(&s, "c", "127.0.0.4");
+    write_file(&src, b"big", &super::noise(400 << 10, 9));
+    let hosts = s.write("hosts", format!("{}\n{}\n", a.url(), c.url()));
+    let mut cmd = rpush_cmd(&src, &["-0", "-H"]);
+    cmd.arg(&hosts).arg("--state-dir").arg(&state);
+    cmd.arg("--password-file").arg(&a.password_file);
+    // 400 KiB at 200 kB/s: the push runs about two seconds.
+    cmd.args(["--", "--bwlimit=200"]);
+    let mut rp = Proc::spawn(cmd);
+    let mut stdin = rp.stdin();
+    send(&mut stdin, &batch0(&src, &[b"big"]));
+    super::wait_transfer_started(&a.module, "big");
+    let journal = journals(&state)
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains("127.0.0.2"))
+        .expect("a's journal");
+    assert_eq!(open_handles(rp.pid(), &journal), 1);
+
+    fs::write(&hosts, format!("{}\n", c.url())).unwrap();
+    rp.signal(libc::SIGHUP);
+    rp.wait_stderr("127.0.0.2: removed (");
+    fs::write(&hosts, format!("{}\n{}\n", a.url(), c.url())).unwrap();
+    rp.signal(libc::SIGHUP);
+    rp.wait_stderr("127.0.0.2: added back (");
+    assert_eq!(
+        open_handles(rp.pid(), &journal),
+        1,
+        "two handles on {}\n{}",
+        journal.display(),
+        rp.dump()
+    );
+    wait_converged("a and c after the reloads", &src, &[&a.module, &c.module], &rp);
+    drop(stdin);
+    let out = rp.wait_exit(DEADLINE);
+    assert_eq!(out.code, 0, "{}", out.stderr_str());
+    assert_eq!(journals(&state).len(), 2);
+}
